@@ -1,0 +1,34 @@
+# The two commands a new user runs: `make demo` and `make test`. Everything else is for developers.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PARITY := $(VENV)/bin/parity
+
+.PHONY: setup demo test lint typecheck unit golden bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(PARITY) demo
+
+test: setup lint typecheck
+	PYTHONASYNCIODEBUG=$${PYTHONASYNCIODEBUG:-0} $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+typecheck: setup
+	$(VENV)/bin/mypy wire recorder diffing
+
+unit: setup
+	$(PY) -m pytest -m "not legacy and not postgres" $(PYTEST_ARGS)
+
+golden: setup
+	$(PARITY) record --legacy --scenarios tests/scenarios --out tests/golden
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache runs out

@@ -1,0 +1,164 @@
+"""Values shared by every package: legs, directions, observation kinds and the Observation itself.
+
+Owns the vocabulary types. Stdlib only; no I/O, no clocks. Frame, Exchange and Pair values for the
+OpenClaw protocol live next to these (see ``wire.frames``, ``wire.correlate``, ``wire.pairing``).
+
+An *observation* is one timestamped thing seen on one connection of one leg: a WS open, a text or binary
+frame, a close, an HTTP request or response, or a transport error. Traces are sequences of observations;
+everything else (exchanges, pairs, diffs) is interpreted from them later, so a parser fix never forces a
+re-recording (opensearch-migrations' lesson).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NewType, TypeAlias
+
+__all__ = [
+    "ConnId",
+    "Direction",
+    "Json",
+    "Kind",
+    "Leg",
+    "Observation",
+]
+
+Json: TypeAlias = Any
+ConnId = NewType("ConnId", str)
+
+
+class Leg(StrEnum):
+    """One side of a comparison."""
+
+    LEGACY = "legacy"
+    CANDIDATE = "candidate"
+
+
+class Direction(StrEnum):
+    """Who sent it: client to server (``>``) or server to client (``<``)."""
+
+    C2S = "c2s"
+    S2C = "s2c"
+
+
+class Kind(StrEnum):
+    """What an observation is."""
+
+    WS_OPEN = "ws-open"
+    WS_TEXT = "ws-text"
+    WS_BINARY = "ws-binary"
+    WS_CLOSE = "ws-close"
+    HTTP_REQUEST = "http-request"
+    HTTP_RESPONSE = "http-response"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """One timestamped event on one connection of one leg.
+
+    Attributes:
+        t: monotonic seconds since the start of the trace (never wall-clock).
+        conn: connection id, unique within a trace (``c1``, ``c2``, ... or ``h3`` for HTTP exchanges).
+        leg: which runtime the connection went to.
+        dir: who sent it. ``ws-open`` and ``http-request`` are ``c2s``; their answers ``s2c``.
+        kind: see :class:`Kind`.
+        data: text payload (WS text, HTTP body decoded as UTF-8, error message), or ``None``.
+        data_b64: binary payload as bytes when it is not valid UTF-8 (WS binary, HTTP bodies), else ``None``.
+        method, path: HTTP request line, or the WS upgrade path on ``ws-open``.
+        status: HTTP status on ``http-response``.
+        headers: HTTP headers as an ordered tuple of (name, value) pairs, names as sent.
+        code, reason: WS close code and reason on ``ws-close``.
+        step: optional scenario step id that produced it (for reports).
+    """
+
+    t: float
+    conn: str
+    leg: Leg = Leg.LEGACY
+    dir: Direction
+    kind: Kind
+    data: str | None = None
+    data_b64: bytes | None = None
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=())
+    code: int | None = None
+    reason: str | None = None
+    step: str | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The payload as bytes, whichever field holds it."""
+        if self.data_b64 is not None:
+            return self.data_b64
+        return (self.data or "").encode("utf-8")
+
+    def header(self, name: str) -> str | None:
+        """First header value for ``name`` (case-insensitive), or ``None``."""
+        low = name.lower()
+        for k, v in self.headers:
+            if k.lower() == low:
+                return v
+        return None
+
+    def to_json(self) -> dict[str, Json]:
+        """The trace-line mapping (trace format v1, ``docs/trace-format.md``); empty fields omitted."""
+        out: dict[str, Json] = {
+            "t": round(self.t, 6),
+            "conn": self.conn,
+            "leg": self.leg.value,
+            "dir": self.dir.value,
+            "kind": self.kind.value,
+        }
+        if self.data is not None:
+            out["data"] = self.data
+        if self.data_b64 is not None:
+            out["b64"] = base64.b64encode(self.data_b64).decode("ascii")
+        for name in ("method", "path", "status", "code", "reason", "step"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.headers:
+            out["headers"] = [list(h) for h in self.headers]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Json]) -> Observation:
+        """Inverse of :meth:`to_json`. Raises ``KeyError``/``ValueError``/``TypeError`` on bad input."""
+        b64 = d.get("b64")
+        headers = d.get("headers") or ()
+        return cls(
+            t=float(d["t"]),
+            conn=str(d["conn"]),
+            leg=Leg(d.get("leg", "legacy")),
+            dir=Direction(d["dir"]),
+            kind=Kind(d["kind"]),
+            data=_opt_str(d.get("data")),
+            data_b64=base64.b64decode(b64, validate=True) if b64 is not None else None,
+            method=_opt_str(d.get("method")),
+            path=_opt_str(d.get("path")),
+            status=_opt_int(d.get("status")),
+            headers=tuple((str(k), str(v)) for k, v in headers),
+            code=_opt_int(d.get("code")),
+            reason=_opt_str(d.get("reason")),
+            step=_opt_str(d.get("step")),
+        )
+
+
+def _opt_str(v: Json) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise TypeError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _opt_int(v: Json) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"expected an integer, got {type(v).__name__}")
+    return v
