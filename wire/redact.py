@@ -115,7 +115,7 @@ class Redactor:
         )
 
 
-_KEY_RE = re.compile(r'("(?:%s)"\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"' % "|".join(sorted(SECRET_KEYS)))
+_KEY_RE = re.compile(r'("(?:' + "|".join(sorted(SECRET_KEYS)) + r')"\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def _mask_keys_regex(s: str) -> str:
