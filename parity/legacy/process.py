@@ -1,0 +1,324 @@
+"""Start, wait for and stop one contained legacy gateway process.
+
+Owns ``LegacyOptions`` (what to run), ``LegacyGateway`` (a running legacy: ports, URLs, secrets, paths; ``stop``),
+``free_port`` / ``port_is_free`` and the clean-up of the files OpenClaw writes outside its run dir. Imports the
+standard library, ``wire.errors`` and the sibling modules ``config``, ``install`` and ``netns``.
+
+Readiness is ``GET /readyz`` 200 (reference section 1.7), never a TCP listen; a process that exits first fails
+fast with the last 30 log lines. Stop is SIGTERM, up to 20 s, then SIGKILL to the process group.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wire.errors import LegacyError
+
+from . import netns
+from .config import EXPECTED_GUARD_LINE, RunLayout, build_config, build_env, new_secret, write_config
+from .install import Installation, find_installation
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_ENV = "PARITY_LEGACY_READY_TIMEOUT"
+DEFAULT_READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 20.0
+LOCK_DIR = Path(f"/tmp/openclaw-state-locks-{os.getuid()}")
+OPENCLAW_TMP = Path("/tmp/openclaw")
+
+
+def port_is_free(port: int) -> bool:
+    """True when ``port`` can be bound on 127.0.0.1 and (if IPv6 works) ::1 — the gateway listens on both."""
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:  # no ::1 on this host
+                continue
+            return False
+        finally:
+            sock.close()
+    return True
+
+
+def free_port(attempts: int = 50) -> int:
+    """A port free on both loopback addresses (the kernel picks, we bind-test ::1 too)."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port_is_free(port):
+            return port
+    raise LegacyError(f"no free loopback port found in {attempts} attempts")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"<no log at {path}>"
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyOptions:
+    """What to run. ``run_dir`` gets a fresh state dir, home, tmp, workspace and logs."""
+
+    run_dir: Path
+    model_url: str
+    auth: str = "token"
+    port: int | None = None
+    token: str | None = None
+    password: str | None = None
+    hook_token: str | None = None
+    config_overrides: Mapping[str, Any] = field(default_factory=dict)
+    ready_timeout: float | None = None
+    install_dir: Path | None = None
+    extra_args: tuple[str, ...] = ()
+
+
+class LegacyGateway:
+    """One running legacy. Create with ``LegacyGateway.start(options)``; always ``stop()`` it."""
+
+    def __init__(self, *, options: LegacyOptions, installation: Installation, layout: RunLayout, port: int,
+                 token: str | None, password: str | None, hook_token: str, process: subprocess.Popen[bytes],
+                 created_openclaw_tmp: bool) -> None:
+        self.options = options
+        self.installation = installation
+        self.layout = layout
+        self.port = port
+        self.auth = options.auth
+        self.token = token
+        self.password = password
+        self.hook_token = hook_token
+        self.process = process
+        self.pid = process.pid
+        self.boot_seconds: float | None = None
+        self.returncode: int | None = None
+        self._created_openclaw_tmp = created_openclaw_tmp
+
+    # -- paths and URLs -------------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.layout.run_dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.layout.state_dir
+
+    @property
+    def config_path(self) -> Path:
+        return self.layout.config_path
+
+    @property
+    def log_path(self) -> Path:
+        return self.layout.gateway_log
+
+    @property
+    def openclaw_log_path(self) -> Path:
+        return self.layout.openclaw_log
+
+    @property
+    def guard_log_path(self) -> Path:
+        return self.layout.guard_log
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The contained environment, for running ``openclaw`` CLI clients against this run (see ``cli_command``)."""
+        return build_env(self.layout, node_bin_dir=self.installation.node_bin_dir)
+
+    def cli_command(self, *args: str) -> list[str]:
+        """``[node, openclaw.mjs, *args]``; run it with ``env=self.env`` (and pass ``--timeout`` to clients)."""
+        return [str(self.installation.node), str(self.installation.entry), *args]
+
+    def run_cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run an ``openclaw`` CLI command contained, against this run's config; text output, never raises on rc.
+
+        Client commands need their own ``--timeout`` too (reference section 6.4); ``timeout`` bounds the process.
+        """
+        try:
+            return subprocess.run(self.cli_command(*args), env=self.env, cwd=self.run_dir, capture_output=True,
+                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise LegacyError(f"openclaw {' '.join(args)} did not finish within {timeout:g} s") from exc
+
+    def secrets(self) -> dict[str, str]:
+        """Placeholder name -> secret value, for ``wire.redact.Redactor``."""
+        out = {"HOOK_TOKEN": self.hook_token}
+        if self.token:
+            out["GW_TOKEN"] = self.token
+        if self.password:
+            out["GW_PASSWORD"] = self.password
+        return out
+
+    def guard_lines(self) -> list[str]:
+        try:
+            return [ln for ln in self.guard_log_path.read_text().splitlines() if ln.strip()]
+        except FileNotFoundError:
+            return []
+
+    def unexpected_guard_lines(self) -> list[str]:
+        return [ln for ln in self.guard_lines() if ln != EXPECTED_GUARD_LINE]
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines)
+
+    def __repr__(self) -> str:
+        return f"<LegacyGateway pid={self.pid} {self.http_url} run_dir={self.run_dir}>"
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, options: LegacyOptions) -> LegacyGateway:
+        installation = find_installation(options.install_dir)
+        layout = RunLayout(Path(options.run_dir).resolve())
+        if layout.config_path.exists():
+            raise LegacyError(f"run dir {layout.run_dir} was already used (has {layout.config_path}); "
+                              "give every legacy run a fresh run dir")
+        layout.create()
+        if options.port is None:
+            port = free_port()
+        elif not port_is_free(options.port):
+            raise LegacyError(f"port {options.port} is busy on 127.0.0.1 or ::1: pick another or pass port=None")
+        else:
+            port = options.port
+        token = (options.token or new_secret()) if options.auth == "token" else None
+        password = (options.password or new_secret()) if options.auth == "password" else None
+        hook_token = options.hook_token or new_secret()
+        config = build_config(port=port, model_url=options.model_url, layout=layout, auth=options.auth,
+                              token=token, password=password, hook_token=hook_token,
+                              overrides=options.config_overrides)
+        write_config(config, layout.config_path)
+        secrets_blob = {"token": token, "password": password, "hook_token": hook_token}
+        write_config(secrets_blob, layout.secrets_path)
+        created_tmp = not OPENCLAW_TMP.exists()
+        cmd = [str(installation.node), str(installation.entry), "gateway", "run", "--port", str(port),
+               *options.extra_args]
+        env = build_env(layout, node_bin_dir=installation.node_bin_dir)
+        logger.info("starting legacy on port %d (%s) in %s", port, netns.isolation(), layout.run_dir)
+        started = time.monotonic()
+        with layout.gateway_log.open("ab") as log:
+            try:
+                process = subprocess.Popen(cmd, cwd=layout.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                raise LegacyError(f"could not run {installation.node}: {exc}") from exc
+        gw = cls(options=options, installation=installation, layout=layout, port=port, token=token,
+                 password=password, hook_token=hook_token, process=process, created_openclaw_tmp=created_tmp)
+        timeout = options.ready_timeout
+        if timeout is None:
+            timeout = float(os.environ.get(READY_TIMEOUT_ENV) or DEFAULT_READY_TIMEOUT_S)
+        try:
+            gw._wait_ready(timeout)
+        except BaseException:
+            gw.stop()
+            raise
+        gw.boot_seconds = time.monotonic() - started
+        logger.info("legacy ready on %s after %.1f s (pid %d)", gw.http_url, gw.boot_seconds, gw.pid)
+        return gw
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"{self.http_url}/readyz"
+        last = "no answer yet"
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise LegacyError(f"legacy gateway exited with status {code} before it was ready "
+                                  f"(log {self.log_path}); last lines:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+                    last = f"HTTP {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = str(getattr(exc, "reason", exc))
+            if time.monotonic() >= deadline:
+                raise LegacyError(f"legacy gateway not ready within {timeout:g} s (last /readyz: {last}; "
+                                  f"log {self.log_path}); last lines:\n{self.log_tail()}")
+            time.sleep(0.25)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL the process group; clean up; return the exit status."""
+        if self.returncode is None:
+            if self.process.poll() is None:
+                try:
+                    self.process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning("legacy pid %d ignored SIGTERM for %.0f s; killing its group", self.pid, timeout)
+            # Children (spawn broker, sqlite worker) share the group; never leave them behind.
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.returncode = self.process.wait(timeout=30)
+            self._cleanup_outside_files()
+        return self.returncode
+
+    def _cleanup_outside_files(self) -> None:
+        for path in lock_files_for(self.run_dir):
+            path.unlink(missing_ok=True)
+        if self._created_openclaw_tmp and OPENCLAW_TMP.is_dir():
+            shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
+
+    def __enter__(self) -> LegacyGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> dict[str, Any]:
+        """Non-secret facts about this run (for ``current.json`` and reports)."""
+        return {"pid": self.pid, "port": self.port, "http_url": self.http_url, "ws_url": self.ws_url,
+                "auth": self.auth, "run_dir": str(self.run_dir), "log": str(self.log_path),
+                "guard_log": str(self.guard_log_path), "secrets_file": str(self.layout.secrets_path),
+                "isolation": netns.isolation()}
+
+    def write_descriptor(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+
+def lock_files_for(run_dir: Path) -> list[Path]:
+    """The ``/tmp/openclaw-state-locks-<uid>/*.<sha256(db)[:8]>.lock.sqlite`` files of the databases in ``run_dir``."""
+    if not LOCK_DIR.is_dir():
+        return []
+    hashes = set()
+    for db in Path(run_dir).rglob("*.sqlite"):
+        canonical = str(db.resolve())
+        hashes.add(hashlib.sha256(canonical.encode()).hexdigest()[:8])
+    return sorted(p for p in LOCK_DIR.glob("*.lock.sqlite") if p.name.split(".")[-3] in hashes)
