@@ -18,7 +18,7 @@ from .config import EXPECTED_GUARD_LINE, GUARD_PATH, RunLayout, build_config, bu
 from .fakemodel import FakeModelServer
 from .install import NODE_VERSION, OPENCLAW_VERSION, Installation, find_installation, install
 from .netns import isolation
-from .process import LegacyGateway, LegacyOptions, free_port, port_is_free
+from .process import LegacyGateway, LegacyOptions, free_port, legacy_cli, port_is_free
 
 __all__ = [
     "EXPECTED_GUARD_LINE",
@@ -36,6 +36,7 @@ __all__ = [
     "find_installation",
     "free_port",
     "install",
+    "legacy_cli",
     "isolation",
     "new_secret",
     "port_is_free",

@@ -290,10 +290,7 @@ class LegacyGateway:
         return self.returncode
 
     def _cleanup_outside_files(self) -> None:
-        for path in lock_files_for(self.run_dir):
-            path.unlink(missing_ok=True)
-        if self._created_openclaw_tmp and OPENCLAW_TMP.is_dir():
-            shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
+        cleanup_outside_files(self.run_dir, remove_openclaw_tmp=self._created_openclaw_tmp)
 
     def __enter__(self) -> LegacyGateway:
         return self
@@ -311,6 +308,70 @@ class LegacyGateway:
     def write_descriptor(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+
+def cleanup_outside_files(run_dir: Path, *, remove_openclaw_tmp: bool) -> None:
+    """Remove this run's lock files under ``/tmp/openclaw-state-locks-<uid>/`` (and ``/tmp/openclaw/`` if ours)."""
+    for path in lock_files_for(run_dir):
+        path.unlink(missing_ok=True)
+    if remove_openclaw_tmp and OPENCLAW_TMP.is_dir():
+        shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> bool:
+    """Stop a detached process we started (``parity legacy stop``): SIGTERM, wait, then SIGKILL its group.
+
+    Returns True when it exited on SIGTERM within ``timeout``. The PID must be a session leader we spawned.
+    """
+    graceful = True
+    if pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and not _reaped(pid):
+            if time.monotonic() >= deadline:
+                graceful = False
+                break
+            time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return graceful
+
+
+def _reaped(pid: int) -> bool:
+    """Reap ``pid`` if it is our exited child (a zombie still answers ``kill 0``)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == pid
+
+
+def legacy_cli(run_dir: Path, install_dir: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """``(argv_prefix, env)`` to run the real ``openclaw`` CLI contained, e.g. as a client of another gateway.
+
+    ``run_dir`` gets a fresh home/state/tmp (no config: pass ``--url`` and ``--token``/``--password``, and
+    ``--timeout``). Use: ``subprocess.run([*argv, "gateway", "call", "health", "--url", url, ...], env=env)``.
+    """
+    installation = find_installation(install_dir)
+    layout = RunLayout(Path(run_dir).resolve())
+    layout.create()
+    return [str(installation.node), str(installation.entry)], build_env(layout,
+                                                                         node_bin_dir=installation.node_bin_dir)
 
 
 def lock_files_for(run_dir: Path) -> list[Path]:
