@@ -10,10 +10,10 @@ setup:
 	@scripts/setup.sh
 
 demo: setup
-	$(PARITY) demo
+	scripts/contained $(PARITY) demo
 
 test: setup lint typecheck
-	PYTHONASYNCIODEBUG=$${PYTHONASYNCIODEBUG:-0} $(PY) -m pytest $(PYTEST_ARGS)
+	PYTHONASYNCIODEBUG=$${PYTHONASYNCIODEBUG:-0} scripts/contained $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
