@@ -17,12 +17,25 @@ from enum import StrEnum
 from typing import Any, NewType, TypeAlias
 
 __all__ = [
+    "Close",
     "ConnId",
     "Direction",
+    "Event",
+    "Exchange",
+    "ExchangeKind",
+    "Frame",
+    "HttpRequest",
+    "HttpResponse",
     "Json",
     "Kind",
     "Leg",
     "Observation",
+    "Other",
+    "Pair",
+    "Req",
+    "Res",
+    "Response",
+    "SseEvent",
 ]
 
 Json: TypeAlias = Any
@@ -162,3 +175,163 @@ def _opt_int(v: Json) -> int | None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"expected an integer, got {type(v).__name__}")
     return v
+
+
+# --- Frames, exchanges and pairs (interpreted from observations; see wire.frames / correlate / pairing) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Req:
+    """A WS ``{"type":"req"}`` frame. ``raw`` is the exact text; ``value`` the parsed object."""
+
+    raw: str
+    value: dict[str, Json]
+    id: str
+    method: str
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Res:
+    """A WS ``{"type":"res"}`` frame."""
+
+    raw: str
+    value: dict[str, Json]
+    id: str
+    ok: bool
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A WS ``{"type":"event"}`` frame."""
+
+    raw: str
+    value: dict[str, Json]
+    event: str
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Other:
+    """Anything else: not JSON, not an object, unknown ``type``, missing envelope fields, or binary.
+
+    ``problem`` says what is wrong (``None`` for a well-formed frame of an unknown type). A malformed frame
+    from a leg is a finding (diff kind ``protocol-error``), never an exception.
+    """
+
+    raw: str
+    value: Json = None
+    problem: str | None = None
+    t: float = 0.0
+
+
+Frame: TypeAlias = Req | Res | Event | Other
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Close:
+    """A WS close seen on a connection (code ``None`` when the transport dropped without a close frame)."""
+
+    code: int | None
+    reason: str = ""
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SseEvent:
+    """One server-sent event: its ``event:`` type (``message`` when absent) and joined ``data:`` lines."""
+
+    event: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    t: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpResponse:
+    """An HTTP response; ``sse`` holds the split events when the body is ``text/event-stream``."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    sse: tuple[SseEvent, ...] | None = None
+    t: float = 0.0
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for k, v in self.headers:
+            if k.lower() == low:
+                return v
+        return None
+
+
+Response: TypeAlias = Res | Event | Other | Close | HttpResponse
+
+
+class ExchangeKind(StrEnum):
+    """What an exchange is: a WS request with its responses, an unsolicited WS frame, a close, or HTTP."""
+
+    WS = "ws"
+    EVENT = "event"
+    CLOSE = "close"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchange:
+    """A request and its response(s) on one leg, or one unsolicited server frame, or a connection's close.
+
+    Attributes:
+        leg: the runtime it was seen on.
+        conn: connection id (the session key used for pairing).
+        key: request key within the connection: the WS request id, ``http#<n>`` for the n-th HTTP exchange,
+            ``event:<name>#<k>`` for the k-th unsolicited event of that name, ``close``, ``other#<k>``.
+        kind: see :class:`ExchangeKind`.
+        group: bounded label for reports: the method, route template or event name.
+        request: the request (``None`` for unsolicited frames and closes).
+        responses: response frames in arrival order (``agent`` may have two ``res``); empty when timed out.
+        t_start: time of the request (or of the unsolicited frame).
+        t_end: time of the last response, ``None`` when there is none.
+        step: scenario step id that produced it, when known.
+        timed_out: ``True`` when no response arrived before expiry or close.
+    """
+
+    leg: Leg
+    conn: str
+    key: str
+    kind: ExchangeKind
+    group: str
+    request: Req | HttpRequest | None = None
+    responses: tuple[Response, ...] = ()
+    t_start: float = 0.0
+    t_end: float | None = None
+    step: str | None = None
+    timed_out: bool = False
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from request to first response (``None`` for unsolicited frames or no response)."""
+        if self.request is None or not self.responses:
+            return None
+        return self.responses[0].t - self.t_start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pair:
+    """The legacy and candidate exchanges for one client request (either side ``None`` when unmatched)."""
+
+    conn: str
+    key: str
+    kind: ExchangeKind
+    group: str
+    legacy: Exchange | None
+    candidate: Exchange | None
+    scenario: str | None = None

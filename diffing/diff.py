@@ -1,0 +1,497 @@
+"""The staged differ: a legacy exchange against a candidate exchange -> plain :class:`Diff` records.
+
+Owns :class:`Diff`, :class:`DiffKind`, :class:`PairResult` and the compare functions. Pure (no I/O, no
+clocks); may import ``wire``, orjson and deepdiff. DeepDiff objects never leave this module.
+
+Stages (architecture §11: DeepDiff costs ~5 ms per 2 KB pair, the canonical form 8-30 µs):
+
+1. **raw**: the raw texts (frames, status + headers + body, close code + reason) are byte-equal -> equal.
+2. **canonical**: each response is parsed (orjson; stdlib ``json`` when the text holds digit runs long enough
+   to overflow 64 bits), normalized with the profile's rules, and dumped as sorted-key canonical JSON. Equal
+   -> equal. On a mismatch the numeric policy (``1 == 1.0``, ``true != 1``; see ``wire.normalize``) is
+   applied and the canonical forms compared again.
+3. **explain**: only now DeepDiff (or, past :data:`DEEPDIFF_MAX_BYTES`, a bounded own walker) explains the
+   difference; lists that are permutations of each other are reported once as ``order``.
+
+Values in records are JSON text truncated to :data:`MAX_VALUE_CHARS` with a visible ``…<truncated N chars>``
+marker, so a 25 MiB payload never reaches the store whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from deepdiff import DeepDiff
+
+from wire.model import (
+    Close,
+    Event,
+    Exchange,
+    ExchangeKind,
+    HttpResponse,
+    Json,
+    Other,
+    Pair,
+    Res,
+    Response,
+)
+from wire.normalize import Context, Normalized, numeric_normal
+from wire.profiles.base import Profile
+
+__all__ = [
+    "DEEPDIFF_MAX_BYTES",
+    "MAX_DIFFS_PER_PAIR",
+    "MAX_VALUE_CHARS",
+    "Diff",
+    "DiffKind",
+    "PairResult",
+    "compare_exchanges",
+    "compare_pair",
+    "compare_pairs",
+    "show",
+]
+
+MAX_VALUE_CHARS = 512
+MAX_DIFFS_PER_PAIR = 200
+DEEPDIFF_MAX_BYTES = 256 * 1024
+
+
+class DiffKind(StrEnum):
+    VALUE = "value"
+    TYPE = "type"
+    MISSING = "missing"  # present on legacy, absent on candidate
+    EXTRA = "extra"  # present on candidate only
+    ORDER = "order"
+    STATUS = "status"
+    HEADER = "header"
+    CLOSE_CODE = "close-code"
+    FRAME_COUNT = "frame-count"
+    EVENT_MISSING = "event-missing"
+    EVENT_EXTRA = "event-extra"
+    PROTOCOL_ERROR = "protocol-error"
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """One difference: where, what kind, and both values as (truncated) JSON text (``None`` = absent)."""
+
+    path: str
+    kind: DiffKind
+    legacy: str | None = None
+    candidate: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairResult:
+    """The verdict on one pair.
+
+    Attributes:
+        equal: no finding after normalization.
+        stage: ``raw`` / ``canonical`` / ``explain`` / ``unmatched`` -- where the verdict was reached.
+        fields_total / fields_equal: compared leaf fields (legacy side) and how many were equal.
+        legacy_latency / candidate_latency: seconds, ``None`` for unsolicited frames or no answer.
+        legacy_error / candidate_error: the leg answered with an error (``ok:false``, HTTP >= 500, protocol error).
+    """
+
+    conn: str
+    key: str
+    kind: ExchangeKind
+    group: str
+    scenario: str | None
+    equal: bool
+    stage: str
+    diffs: tuple[Diff, ...] = ()
+    fields_total: int = 0
+    fields_equal: int = 0
+    legacy_latency: float | None = None
+    candidate_latency: float | None = None
+    legacy_error: bool = False
+    candidate_error: bool = False
+    unmatched: str | None = None  # "legacy" (candidate side missing) / "candidate" / None
+    #: monotonic-counter samples seen in this pair: path -> ([(t, value)] legacy, [(t, value)] candidate)
+    monotonic: dict[str, tuple[list[tuple[float, Json]], list[tuple[float, Json]]]] = field(
+        default_factory=dict, compare=False
+    )
+
+
+# --- values -----------------------------------------------------------------------------------------------------
+
+_MARK = "…<truncated {n} chars>"
+
+
+def show(v: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """JSON text of ``v`` cut at ``limit`` characters with a visible marker; never builds more than it needs."""
+    enc = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    parts: list[str] = []
+    size = 0
+    it = enc.iterencode(v)
+    for chunk in it:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    else:
+        return "".join(parts)
+    text = "".join(parts)
+    rest = size - limit + sum(len(c) for c in it)
+    return text[:limit] + _MARK.format(n=rest)
+
+
+_BIG_INT = re.compile(r"\d{19,}")
+# Keys ("k":) match the first branch with an empty group; leaves match the group.
+_LEAF = re.compile(r'"(?:[^"\\]|\\.)*":|("(?:[^"\\]|\\.)*"|-?\d[\d.eE+\-]*|true|false|null|\{\}|\[\])')
+
+
+def _loads(raw: str) -> Json:
+    if _BIG_INT.search(raw):
+        return json.loads(raw)
+    return orjson.loads(raw)
+
+
+def _canonical(a: Json, b: Json) -> tuple[bytes, bytes]:
+    try:
+        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS), orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits
+
+        def dump(v: Json) -> bytes:
+            return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+        return dump(a), dump(b)
+
+
+def _leaves(text: bytes | str) -> int:
+    s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    found = _LEAF.findall(s)
+    return len(found) - found.count("")
+
+
+# --- documents ----------------------------------------------------------------------------------------------------
+
+
+def _raw_sig(resp: Response) -> Any:
+    if isinstance(resp, Res | Event | Other):
+        return resp.raw
+    if isinstance(resp, Close):
+        return (resp.code, resp.reason)
+    return (resp.status, resp.headers, resp.body)
+
+
+def _is_error(ex: Exchange | None) -> bool:
+    if ex is None:
+        return False
+    for r in ex.responses:
+        if isinstance(r, Res) and not r.ok:
+            return True
+        if isinstance(r, HttpResponse) and r.status >= 500:
+            return True
+        if isinstance(r, Other) and r.problem:
+            return True
+    return ex.timed_out
+
+
+def _http_body(resp: HttpResponse, profile: Profile) -> Json:
+    if resp.sse is not None:
+        return profile.lift_sse(resp.sse)
+    try:
+        text = resp.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<binary {len(resp.body)} bytes>"
+    ctype = (resp.header("content-type") or "").lower()
+    if "json" in ctype or text[:1] in ("{", "["):
+        try:
+            return _loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _document(resp: Response, ex: Exchange, profile: Profile) -> tuple[Context, Json, str | None]:
+    """(context, fresh mutable document, raw text for rule triggers)."""
+    if isinstance(resp, Res | Event):
+        ctx = Context(event=resp.event) if isinstance(resp, Event) else Context(method=_method(ex))
+        return ctx, _loads(resp.raw), resp.raw
+    if isinstance(resp, Close):
+        return Context(), {"close": {"code": resp.code, "reason": resp.reason}}, None
+    if isinstance(resp, HttpResponse):
+        headers: dict[str, str] = {}
+        for k, v in resp.headers:
+            low = k.lower()
+            headers[low] = f"{headers[low]}, {v}" if low in headers else v
+        return (
+            Context(route=ex.group),
+            {"status": resp.status, "headers": headers, "body": _http_body(resp, profile)},
+            None,
+        )
+    return Context(), {"frame": resp.raw}, None
+
+
+def _method(ex: Exchange) -> str | None:
+    req = ex.request
+    return getattr(req, "method", None) if req is not None else None
+
+
+def _classify(path: str, default: DiffKind) -> DiffKind:
+    if path == "status":
+        return DiffKind.STATUS
+    if path.startswith("headers."):
+        return DiffKind.HEADER
+    if path == "close.code":
+        return DiffKind.CLOSE_CODE
+    return default
+
+
+# --- explaining a mismatch ------------------------------------------------------------------------------------------
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _order_prepass(a: Json, b: Json, path: str, out: list[Diff]) -> Json:
+    """Report lists that are permutations once as ``order``; return ``b`` with those lists put in ``a``'s order."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: (_order_prepass(a[k], v, _join(path, k), out) if k in a else v) for k, v in b.items()}
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) == len(b) and a != b:
+            ka = sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in a) if len(a) < 10_000 else None
+            if ka is not None and ka == sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in b):
+                out.append(Diff(path or "$", DiffKind.ORDER, show(a), show(b)))
+                return a
+        return [_order_prepass(x, y, _join(path, i), out) for i, (x, y) in enumerate(zip(a, b, strict=False))] + b[
+            len(a) :
+        ]
+    return b
+
+
+def _walk(a: Json, b: Json, path: str, out: list[Diff], limit: int) -> None:
+    """Own bounded structural diff, used past DEEPDIFF_MAX_BYTES."""
+    if len(out) >= limit:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in a.keys() - b.keys():
+            out.append(Diff(_join(path, k), DiffKind.MISSING, show(a[k]), None))
+        for k in b.keys() - a.keys():
+            out.append(Diff(_join(path, k), DiffKind.EXTRA, None, show(b[k])))
+        for k in a.keys() & b.keys():
+            if a[k] != b[k] or type(a[k]) is not type(b[k]):
+                _walk(a[k], b[k], _join(path, k), out, limit)
+        return
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x != y or type(x) is not type(y):
+                _walk(x, y, _join(path, i), out, limit)
+        for i in range(len(b), len(a)):
+            out.append(Diff(_join(path, i), DiffKind.MISSING, show(a[i]), None))
+        for i in range(len(a), len(b)):
+            out.append(Diff(_join(path, i), DiffKind.EXTRA, None, show(b[i])))
+        return
+    kind = DiffKind.TYPE if type(a) is not type(b) else DiffKind.VALUE
+    out.append(Diff(path or "$", kind, show(a), show(b)))
+
+
+_DD_KIND = {
+    "values_changed": DiffKind.VALUE,
+    "type_changes": DiffKind.TYPE,
+    "dictionary_item_removed": DiffKind.MISSING,
+    "iterable_item_removed": DiffKind.MISSING,
+    "dictionary_item_added": DiffKind.EXTRA,
+    "iterable_item_added": DiffKind.EXTRA,
+}
+
+
+def _explain(a: Json, b: Json, size: int) -> list[Diff]:
+    out: list[Diff] = []
+    b = _order_prepass(a, b, "", out)
+    if size > DEEPDIFF_MAX_BYTES:
+        _walk(a, b, "", out, MAX_DIFFS_PER_PAIR)
+        return out
+    tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
+    for report, levels in tree.items():
+        kind = _DD_KIND.get(report, DiffKind.VALUE)
+        for level in levels:
+            path = ".".join(str(p) for p in level.path(output_format="list")) or "$"
+            legacy = None if kind is DiffKind.EXTRA else show(level.t1)
+            candidate = None if kind is DiffKind.MISSING else show(level.t2)
+            out.append(Diff(path, kind, legacy, candidate))
+    out.sort(key=lambda d: (d.path, d.kind))
+    return out[:MAX_DIFFS_PER_PAIR]
+
+
+# --- comparing ------------------------------------------------------------------------------------------------------
+
+
+def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str) -> tuple[list[Diff], int, int]:
+    """(diffs, legacy leaf count, equal leaf count) for one normalized document pair."""
+    leaves = _leaves(lc) + len(la.tolerant)
+    diffs: list[Diff] = []
+    if lc != cc:
+        a, b = numeric_normal(la.value), numeric_normal(ca.value)
+        lc2, cc2 = _canonical(a, b)
+        if lc2 != cc2:
+            for d in _explain(a, b, max(len(lc2), len(cc2))):
+                path = _join(prefix, d.path) if d.path != "$" else (prefix or "$")
+                diffs.append(Diff(path, _classify(path, d.kind), d.legacy, d.candidate))
+    for p in la.tolerant.keys() | ca.tolerant.keys():
+        lv, rule = la.tolerant.get(p, (None, None))
+        cv, crule = ca.tolerant.get(p, (None, None))
+        tol = rule or crule
+        assert tol is not None
+        if p not in la.tolerant or p not in ca.tolerant or not tol.accepts(lv, cv):
+            kind = (
+                DiffKind.MISSING if p not in ca.tolerant else DiffKind.EXTRA if p not in la.tolerant else DiffKind.VALUE
+            )
+            diffs.append(
+                Diff(
+                    _join(prefix, p),
+                    kind,
+                    show(lv) if p in la.tolerant else None,
+                    show(cv) if p in ca.tolerant else None,
+                )
+            )
+    return diffs, leaves, max(0, leaves - len(diffs))
+
+
+def compare_exchanges(legacy: Exchange, candidate: Exchange, profile: Profile) -> list[Diff]:
+    """The findings between two exchanges for the same request (empty when equal after normalization)."""
+    pair = Pair(
+        conn=legacy.conn, key=legacy.key, kind=legacy.kind, group=legacy.group, legacy=legacy, candidate=candidate
+    )
+    return list(compare_pair(pair, profile).diffs)
+
+
+def compare_pair(pair: Pair, profile: Profile) -> PairResult:
+    """Compare one pair through the stages. Never raises on leg data: malformed frames are findings."""
+    lx, cx = pair.legacy, pair.candidate
+    base: dict[str, Any] = {
+        "conn": pair.conn,
+        "key": pair.key,
+        "kind": pair.kind,
+        "group": pair.group,
+        "scenario": pair.scenario,
+        "legacy_latency": lx.latency if lx else None,
+        "candidate_latency": cx.latency if cx else None,
+        "legacy_error": _is_error(lx),
+        "candidate_error": _is_error(cx),
+    }
+    if lx is None or cx is None:
+        return PairResult(
+            **base,
+            equal=False,
+            stage="unmatched",
+            diffs=(_unmatched(pair),),
+            unmatched="legacy" if cx is None else "candidate",
+        )
+    lraw = [_raw_sig(r) for r in lx.responses]
+    craw = [_raw_sig(r) for r in cx.responses]
+    if lraw == craw:
+        leaves = sum(_leaves(r) if isinstance(r, str) else 1 for r in lraw)
+        return PairResult(**base, equal=True, stage="raw", fields_total=leaves, fields_equal=leaves)
+    diffs: list[Diff] = []
+    if len(lx.responses) != len(cx.responses):
+        diffs.append(Diff("responses", DiffKind.FRAME_COUNT, str(len(lx.responses)), str(len(cx.responses))))
+    total = equal = 0
+    monotonic: dict[str, tuple[list[tuple[float, Json]], list[tuple[float, Json]]]] = {}
+    for i, (lr, cr) in enumerate(zip(lx.responses, cx.responses, strict=False)):
+        prefix = f"#{i}" if i else ""
+        if isinstance(lr, Other) or isinstance(cr, Other):
+            if _raw_sig(lr) != _raw_sig(cr):
+                diffs.append(Diff(_join(prefix, "frame"), DiffKind.PROTOCOL_ERROR, _problem(lr), _problem(cr)))
+                total += 1
+            continue
+        if type(lr) is not type(cr):
+            diffs.append(Diff(_join(prefix, "frame"), DiffKind.TYPE, show(type(lr).__name__), show(type(cr).__name__)))
+            total += 1
+            continue
+        lctx, ldoc, lrawtext = _document(lr, lx, profile)
+        cctx, cdoc, crawtext = _document(cr, cx, profile)
+        norm = profile.normalizer
+        ln = norm.normalize(ldoc, lctx, raw=lrawtext)
+        cn = norm.normalize(cdoc, cctx, raw=crawtext)
+        for p in ln.monotonic.keys() | cn.monotonic.keys():
+            monotonic[_join(prefix, p)] = (
+                [(lr.t, ln.monotonic[p])] if p in ln.monotonic else [],
+                [(cr.t, cn.monotonic[p])] if p in cn.monotonic else [],
+            )
+        lc, cc = _canonical(ln.value, cn.value)
+        d, t, e = _compare_docs(ln, cn, lc, cc, prefix)
+        diffs.extend(d)
+        total += t
+        equal += e
+    diffs = diffs[:MAX_DIFFS_PER_PAIR]
+    return PairResult(
+        **base,
+        equal=not diffs,
+        stage="canonical" if not diffs else "explain",
+        diffs=tuple(diffs),
+        fields_total=total,
+        fields_equal=min(equal, total),
+        monotonic=monotonic,
+    )
+
+
+def _problem(r: Response) -> str | None:
+    if isinstance(r, Other):
+        return show(f"{r.problem or 'unexpected frame'}: {r.raw}")
+    return show(_raw_sig(r)) if not isinstance(r, HttpResponse) else show(r.status)
+
+
+def _unmatched(pair: Pair) -> Diff:
+    ex = pair.legacy or pair.candidate
+    assert ex is not None
+    missing = pair.candidate is None
+    first = ex.responses[0] if ex.responses else None
+    value = show(_raw_sig(first)) if first is not None and not isinstance(first, HttpResponse) else None
+    if pair.kind is ExchangeKind.EVENT:
+        if isinstance(first, Other):
+            return Diff(pair.key, DiffKind.PROTOCOL_ERROR, value if missing else None, None if missing else value)
+        kind = DiffKind.EVENT_MISSING if missing else DiffKind.EVENT_EXTRA
+        return Diff(pair.key, kind, value if missing else None, None if missing else value)
+    if pair.kind is ExchangeKind.CLOSE:
+        return Diff("close.code", DiffKind.CLOSE_CODE, value if missing else None, None if missing else value)
+    return Diff(
+        pair.key,
+        DiffKind.FRAME_COUNT,
+        str(len(ex.responses)) if missing else "0",
+        "0" if missing else str(len(ex.responses)),
+    )
+
+
+def compare_pairs(pairs: Iterable[Pair], profile: Profile) -> Iterator[PairResult]:
+    """Compare many pairs, then add one ``order`` finding per connection whose candidate broke a monotonic
+    counter (``seq``, ``stateVersion.*``) that the legacy kept monotonic on the same connection."""
+    seqs: dict[tuple[str, str], tuple[list[tuple[float, Json]], list[tuple[float, Json]], str]] = {}
+    for pair in pairs:
+        result = compare_pair(pair, profile)
+        for path, (lv, cv) in result.monotonic.items():
+            slot = seqs.setdefault(
+                (pair.conn, path.split(".", 1)[-1] if path.startswith("#") else path), ([], [], pair.scenario or "")
+            )
+            slot[0].extend(lv)
+            slot[1].extend(cv)
+        yield result
+    for (conn, path), (lts, cts, scenario) in sorted(seqs.items(), key=lambda kv: kv[0]):
+        lv = [v for _, v in sorted(lts, key=lambda tv: tv[0])]
+        cv = [v for _, v in sorted(cts, key=lambda tv: tv[0])]
+        if _monotonic(lv) and not _monotonic(cv):
+            yield PairResult(
+                conn=conn,
+                key=f"monotonic:{path}",
+                kind=ExchangeKind.EVENT,
+                group="<envelope>",
+                scenario=scenario or None,
+                equal=False,
+                stage="explain",
+                diffs=(Diff(path, DiffKind.ORDER, show(lv), show(cv)),),
+                fields_total=1,
+            )
+
+
+def _monotonic(values: list[Json]) -> bool:
+    nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return all(a < b for a, b in zip(nums, nums[1:], strict=False)) and len(nums) == len(values)

@@ -1,0 +1,527 @@
+"""Normalization rules as data, and their pure application to decoded JSON.
+
+Owns the rule kinds, the path syntax and :func:`apply`. Stdlib only, no I/O.
+
+Rule kinds (each carries a ``reason`` citing the reference section it comes from, so a report can say which
+rule hid which field):
+
+==============  ===============================================================================================
+``Drop``        remove the key (or list element)
+``Mask``        replace the value by ``<masked:TYPE>``: presence and JSON type are still compared
+``Regex``       ``re.sub`` on string values (error texts -> error class, uuids inside strings, ...)
+``AsSet``       a list compared as a set (sorted by canonical text, duplicates removed)
+``SortList``    a list of objects sorted by one key (or by canonical text when ``by`` is ``None``)
+``Round``       round numbers to ``digits``
+``Tolerance``   numbers compared with ``abs``/``rel`` tolerance (taken out of the document; see :class:`Normalized`)
+``Monotonic``   counters (``seq``, ``stateVersion.*``) taken out and checked for monotonicity per connection
+``Rename``      rename the key to ``to``
+``When``        nested rules applied only when the method / route / event matches (``fnmatch`` globs)
+==============  ===============================================================================================
+
+Path syntax: dot-separated segments. ``name`` is a key (or a list index when digits), ``*`` any one child,
+``**`` any depth including none, and a segment with ``*``/``?`` inside (``*AtMs``) is a glob on keys.
+Examples: ``payload.server.connId``, ``payload.snapshot.presence.*.ts``, ``headers.date``, ``**.runId``.
+
+Numeric policy (JSON from Node has no int/float distinction): ``1`` equals ``1.0``; ``true`` never equals
+``1``; integers beyond 64 bits are parsed exactly (stdlib ``json``) and compared exactly. See
+:func:`numeric_normal`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, TypeAlias
+
+from wire.model import Json
+
+__all__ = [
+    "AsSet",
+    "Context",
+    "Drop",
+    "Mask",
+    "Monotonic",
+    "Normalized",
+    "Normalizer",
+    "Regex",
+    "Rename",
+    "Round",
+    "Rule",
+    "SortList",
+    "Tolerance",
+    "When",
+    "apply",
+    "canonical_text",
+    "numeric_normal",
+    "parse_path",
+    "rule_from_mapping",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    path: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    path: str
+    reason: str = ""
+    placeholder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    path: str
+    pattern: str
+    replacement: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AsSet:
+    path: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SortList:
+    path: str
+    by: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    path: str
+    digits: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    path: str
+    abs: float = 0.0
+    rel: float = 0.0
+    reason: str = ""
+
+    def accepts(self, a: Json, b: Json) -> bool:
+        """Whether two values are equal within this tolerance (non-numbers must be exactly equal)."""
+        if _is_num(a) and _is_num(b):
+            diff = abs(a - b)
+            return bool(diff <= self.abs or diff <= self.rel * max(abs(a), abs(b)))
+        return bool(a == b and type(a) is type(b))
+
+
+@dataclass(frozen=True, slots=True)
+class Monotonic:
+    path: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    path: str
+    to: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    rules: tuple[Rule, ...]
+    method: str | None = None
+    route: str | None = None
+    event: str | None = None
+    reason: str = ""
+
+    def matches(self, ctx: Context) -> bool:
+        for pattern, value in ((self.method, ctx.method), (self.route, ctx.route), (self.event, ctx.event)):
+            if pattern is not None and (value is None or not fnmatchcase(value, pattern)):
+                return False
+        return True
+
+
+Rule: TypeAlias = Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename | When
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a document belongs to, for ``When`` rules: the WS method, HTTP route or event name."""
+
+    method: str | None = None
+    route: str | None = None
+    event: str | None = None
+
+
+_NO_CONTEXT = Context()
+
+
+@dataclass(slots=True)
+class Normalized:
+    """Result of normalizing one document.
+
+    Attributes:
+        value: the normalized document.
+        tolerant: concrete path -> (original value, rule) for ``Tolerance`` fields (compared by the differ).
+        monotonic: concrete path -> original value for ``Monotonic`` fields.
+        hidden: (concrete path, rule) for every field a rule changed, when tracking was asked for.
+    """
+
+    value: Json
+    tolerant: dict[str, tuple[Json, Tolerance]] = field(default_factory=dict)
+    monotonic: dict[str, Json] = field(default_factory=dict)
+    hidden: list[tuple[str, Rule]] = field(default_factory=list)
+
+
+# --- paths ----------------------------------------------------------------------------------------------------
+
+_ANY, _DEEP = "*", "**"
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """Split a rule path; raises ``ValueError`` on an empty path or empty segment."""
+    if not path:
+        raise ValueError("empty rule path")
+    segs = tuple(path.split("."))
+    if any(s == "" for s in segs):
+        raise ValueError(f"empty segment in rule path {path!r}")
+    return segs
+
+
+def _is_glob(seg: str) -> bool:
+    return seg not in (_ANY, _DEEP) and ("*" in seg or "?" in seg)
+
+
+def _children(node: Json, seg: str) -> Iterable[tuple[str | int, Json]]:
+    if isinstance(node, dict):
+        if seg == _ANY:
+            return list(node.items())
+        if _is_glob(seg):
+            return [(k, v) for k, v in node.items() if fnmatchcase(k, seg)]
+        return [(seg, node[seg])] if seg in node else []
+    if isinstance(node, list):
+        if seg == _ANY:
+            return list(enumerate(node))
+        if seg.isdigit() and int(seg) < len(node):
+            return [(int(seg), node[int(seg)])]
+    return []
+
+
+#: action(container, key, concrete path) -> None
+_Action = Callable[[Any, Any, tuple[str | int, ...]], None]
+
+
+def _visit(node: Json, segs: tuple[str, ...], i: int, prefix: tuple[str | int, ...], action: _Action) -> None:
+    seg = segs[i]
+    last = i == len(segs) - 1
+    if seg == _DEEP:
+        if last:
+            raise ValueError("'**' cannot be the last path segment")
+        _visit(node, segs, i + 1, prefix, action)  # zero levels
+        if isinstance(node, dict | list):
+            for key, child in list(node.items()) if isinstance(node, dict) else list(enumerate(node)):
+                if isinstance(child, dict | list):
+                    _visit(child, segs, i, (*prefix, key), action)
+        return
+    # Fast path for a literal key on a dict (the common case).
+    if isinstance(node, dict) and seg != _ANY and not _is_glob(seg):
+        if seg not in node:
+            return
+        if last:
+            action(node, seg, (*prefix, seg))
+        else:
+            _visit(node[seg], segs, i + 1, (*prefix, seg), action)
+        return
+    for key, child in _children(node, seg):
+        if last:
+            action(node, key, (*prefix, key))
+        else:
+            _visit(child, segs, i + 1, (*prefix, key), action)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+# --- values ---------------------------------------------------------------------------------------------------
+
+
+def _is_num(v: Json) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _json_type(v: Json) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def canonical_text(v: Json) -> str:
+    """Sorted-key compact JSON text (stdlib; exact for big integers). Used for set and sort keys."""
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_SAFE = 2**53
+
+
+def numeric_normal(v: Json) -> Json:
+    """The numeric policy applied to a copy: integral floats within +-2**53 become ints (``1.0`` -> ``1``).
+
+    Booleans stay booleans (``true`` is never ``1``); big integers stay exact ints.
+    """
+    if isinstance(v, float) and v.is_integer() and -_SAFE <= v <= _SAFE:
+        return int(v)
+    if isinstance(v, dict):
+        return {k: numeric_normal(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [numeric_normal(x) for x in v]
+    return v
+
+
+# --- application ----------------------------------------------------------------------------------------------
+
+
+class Normalizer:
+    """Applies a rule list to documents, in place. Compiles paths once and caches ``When`` resolution per context.
+
+    Use :func:`apply` for the pure form on a copy. Documents passed to :meth:`normalize` are mutated: pass a
+    fresh parse (the differ does).
+    """
+
+    __slots__ = ("_by_ctx", "_compiled", "rules")
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self._compiled: dict[str, tuple[str, ...]] = {}
+        self._by_ctx: dict[Context, tuple[tuple[Rule, tuple[str, ...], str | None], ...]] = {}
+        for rule in _flatten(self.rules):
+            path = rule.path
+            self._compiled[path] = parse_path(path)
+            if isinstance(rule, Regex):
+                re.compile(rule.pattern)
+
+    def _plan(self, ctx: Context) -> tuple[tuple[Rule, tuple[str, ...], str | None], ...]:
+        plan = self._by_ctx.get(ctx)
+        if plan is None:
+            out = []
+            for rule in _active(self.rules, ctx):
+                segs = self._compiled[rule.path]
+                out.append((rule, segs, _trigger(segs)))
+            plan = self._by_ctx[ctx] = tuple(out)
+        return plan
+
+    def normalize(
+        self, doc: Json, ctx: Context | None = None, *, raw: str | None = None, track: bool = False
+    ) -> Normalized:
+        """Normalize ``doc`` in place and return it with the tolerance/monotonic side values.
+
+        Args:
+            doc: decoded JSON; mutated.
+            ctx: what the document belongs to (for ``When``).
+            raw: the document's raw text, if known: ``**`` rules whose key never occurs in it are skipped.
+            track: record every (path, rule) hit in :attr:`Normalized.hidden`.
+        """
+        result = Normalized(value=doc)
+        ctx = ctx or _NO_CONTEXT
+        holder = [doc]  # so a rule on the root could replace it
+        for rule, segs, trigger in self._plan(ctx):
+            if trigger is not None and raw is not None and trigger not in raw:
+                continue
+            _apply_rule(rule, segs, holder[0], result, track)
+        result.value = holder[0]
+        return result
+
+
+def _flatten(
+    rules: Iterable[Rule],
+) -> Iterable[Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename]:
+    for rule in rules:
+        if isinstance(rule, When):
+            yield from _flatten(rule.rules)
+        else:
+            yield rule
+
+
+def _active(
+    rules: Iterable[Rule], ctx: Context
+) -> Iterable[Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename]:
+    for rule in rules:
+        if isinstance(rule, When):
+            if rule.matches(ctx):
+                yield from _active(rule.rules, ctx)
+        else:
+            yield rule
+
+
+def _trigger(segs: tuple[str, ...]) -> str | None:
+    """For ``**`` paths: a substring the raw text must contain for the rule to possibly apply."""
+    if _DEEP not in segs:
+        return None
+    tail = segs[-1]
+    if tail == _ANY:
+        return None
+    literal = re.split(r"[*?]", tail)[-1]
+    return f'{literal}"' if literal else None
+
+
+def _apply_rule(rule: Rule, segs: tuple[str, ...], doc: Json, out: Normalized, track: bool) -> None:
+    def hit(path: tuple[str | int, ...]) -> None:
+        if track:
+            out.hidden.append((_dotted(path), rule))
+
+    if isinstance(rule, Drop):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            hit(p)
+            if isinstance(c, dict):
+                del c[k]
+            else:
+                c[k] = "<dropped>"  # keep list positions stable
+
+    elif isinstance(rule, Mask):
+        placeholder = rule.placeholder
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            hit(p)
+            c[k] = placeholder if placeholder is not None else f"<masked:{_json_type(c[k])}>"
+
+    elif isinstance(rule, Regex):
+        rx = re.compile(rule.pattern)
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            v = c[k]
+            if isinstance(v, str):
+                new = rx.sub(rule.replacement, v)
+                if new != v:
+                    hit(p)
+                    c[k] = new
+
+    elif isinstance(rule, AsSet):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            v = c[k]
+            if isinstance(v, list):
+                hit(p)
+                seen = {canonical_text(x): x for x in v}
+                c[k] = [seen[t] for t in sorted(seen)]
+
+    elif isinstance(rule, SortList):
+        by = rule.by
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            v = c[k]
+            if isinstance(v, list):
+                hit(p)
+                if by is None:
+                    c[k] = sorted(v, key=canonical_text)
+                else:
+                    c[k] = sorted(v, key=lambda x: canonical_text(x.get(by) if isinstance(x, dict) else x))
+
+    elif isinstance(rule, Round):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            v = c[k]
+            if _is_num(v):
+                hit(p)
+                c[k] = round(v, rule.digits)
+
+    elif isinstance(rule, Tolerance):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            hit(p)
+            out.tolerant[_dotted(p)] = (c[k], rule)
+            c[k] = "<tolerance>"
+
+    elif isinstance(rule, Monotonic):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            hit(p)
+            out.monotonic[_dotted(p)] = c[k]
+            if isinstance(c, dict):
+                del c[k]
+
+    elif isinstance(rule, Rename):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            if isinstance(c, dict):
+                hit(p)
+                c[rule.to] = c.pop(k)
+
+    else:  # pragma: no cover - When is resolved by _active
+        raise TypeError(f"not a rule: {rule!r}")
+    _visit(doc, segs, 0, (), act)
+
+
+def apply(rules: Iterable[Rule], value: Json, ctx: Context | None = None) -> Json:
+    """Pure: normalize a deep copy of ``value`` with ``rules`` and return it (side values discarded)."""
+    return Normalizer(rules).normalize(copy.deepcopy(value), ctx).value
+
+
+# --- rules from data (user rule files) ------------------------------------------------------------------------
+
+_KINDS: dict[str, type] = {
+    "drop": Drop,
+    "mask": Mask,
+    "regex": Regex,
+    "as_set": AsSet,
+    "sort_list": SortList,
+    "round": Round,
+    "tolerance": Tolerance,
+    "monotonic": Monotonic,
+    "rename": Rename,
+}
+
+
+def rule_from_mapping(d: dict[str, Any], where: str = "rule") -> Rule:
+    """Build a rule from ``{"kind": "mask", "path": ..., "reason": ...}``; ``when`` nests ``rules``.
+
+    Raises ``ValueError`` naming ``where`` and the offending key.
+    """
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: a rule must be a table/mapping, got {type(d).__name__}")
+    kind = d.get("kind")
+    if kind == "when":
+        subs = d.get("rules")
+        if not isinstance(subs, list) or not subs:
+            raise ValueError(f"{where}.rules: 'when' needs a non-empty list of rules")
+        extra = set(d) - {"kind", "rules", "method", "route", "event", "reason"}
+        if extra:
+            raise ValueError(f"{where}: unknown key(s) {sorted(extra)} for kind 'when'")
+        return When(
+            rules=tuple(rule_from_mapping(s, f"{where}.rules[{i}]") for i, s in enumerate(subs)),
+            method=d.get("method"),
+            route=d.get("route"),
+            event=d.get("event"),
+            reason=str(d.get("reason", "")),
+        )
+    cls = _KINDS.get(str(kind))
+    if cls is None:
+        raise ValueError(f"{where}.kind: unknown rule kind {kind!r} (one of {sorted([*_KINDS, 'when'])})")
+    args = {k: v for k, v in d.items() if k != "kind"}
+    if "reason" not in args or not str(args["reason"]).strip():
+        raise ValueError(f"{where}.reason: every rule needs a reason")
+    try:
+        rule: Rule = cls(**args)
+        parse_path(args.get("path", ""))
+        if isinstance(rule, Regex):
+            re.compile(rule.pattern)
+    except TypeError as exc:
+        raise ValueError(f"{where}: bad keys for kind {kind!r}: {exc}") from exc
+    except re.error as exc:
+        raise ValueError(f"{where}.pattern: invalid regular expression: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{where}.path: {exc}") from exc
+    return rule
