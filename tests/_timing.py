@@ -1,6 +1,8 @@
 """Timeouts for tests, in one scalable unit, and a bounded wait helper.
 
 ``MS`` is one millisecond times ``PARITY_TEST_TIMEOUT_FACTOR`` (default 1), in seconds: write ``timeout=500 * MS``.
+Import it as ``from _timing import MS, S`` (``tests/`` is on ``sys.path`` because of the root conftest; the test
+directories have no ``__init__.py``, so test file basenames must be unique across ``tests/``).
 Slow or loaded machines raise the factor instead of editing tests. Tests never fail on wall-clock speed; these
 are deadlines for conditions that must eventually hold.
 """

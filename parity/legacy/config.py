@@ -26,6 +26,11 @@ FAKE_MODEL_ID = "fake-model"
 FAKE_PROVIDER = "fakellm"
 
 
+def unexpected_guard_lines(lines: list[str]) -> list[str]:
+    """Guard log lines other than the one expected per boot (blank lines ignored): each is a containment finding."""
+    return [line for line in lines if line.strip() and line != EXPECTED_GUARD_LINE]
+
+
 def new_secret() -> str:
     """A random 48-hex-character secret, the shape of OpenClaw's generated tokens."""
     return secrets.token_hex(24)

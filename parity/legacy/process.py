@@ -30,7 +30,7 @@ from typing import Any
 from wire.errors import LegacyError
 
 from . import netns
-from .config import EXPECTED_GUARD_LINE, RunLayout, build_config, build_env, new_secret, write_config
+from .config import RunLayout, build_config, build_env, new_secret, unexpected_guard_lines, write_config
 from .install import Installation, find_installation
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class LegacyGateway:
             return []
 
     def unexpected_guard_lines(self) -> list[str]:
-        return [ln for ln in self.guard_lines() if ln != EXPECTED_GUARD_LINE]
+        return unexpected_guard_lines(self.guard_lines())
 
     def is_running(self) -> bool:
         return self.process.poll() is None
