@@ -1,0 +1,98 @@
+"""The ``hello-ok`` payload and the connection snapshot (reference §2.4).
+
+Owns ``build_hello`` and ``build_snapshot``: server identity, ``features`` (only what pyclaw implements: the
+method table of ``gateway.dispatch`` and the events it really emits), ``auth``, ``policy`` (the legacy's
+constants), and ``snapshot`` (presence, health, stateVersion, uptimeMs, appliedConfigHash, sessionDefaults, ...).
+Keys pyclaw cannot back with real behaviour (``pluginSurfaceUrls``, ``controlUiWidgetKinds``,
+``controlUiLinkReaders``) are left out and listed in docs/compatibility.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import CONFIG_KEY, STATE_KEY
+from gateway.dispatch import implemented_methods
+from gateway.state import BUILD_ID, MAX_BUFFERED_BYTES, VERSION, ClientConn
+
+__all__ = ["EVENTS", "applied_config_hash", "build_hello", "build_snapshot", "session_defaults"]
+
+EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "device.pair.requested"]
+CAPABILITIES: list[str] = []
+MAX_PAYLOAD = 26_214_400
+
+
+def _journal_key(state_dir: Any) -> bytes:
+    path = os.path.join(str(state_dir), "config-journal-fingerprint.key")
+    try:
+        with open(path, "rb") as fh:
+            key = fh.read()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    key = os.urandom(32).hex().encode()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def applied_config_hash(app: web.Application) -> str:
+    """``hmac-sha256:v1:<hex>`` keyed per install, like the legacy's config journal fingerprint."""
+    config = app[CONFIG_KEY]
+    body = (config.raw_text or repr(sorted(config.data.items()))).encode("utf-8")
+    return "hmac-sha256:v1:" + hmac.new(_journal_key(config.state_dir), body, hashlib.sha256).hexdigest()
+
+
+def session_defaults(app: web.Application) -> dict[str, Any]:
+    config = app[CONFIG_KEY]
+    return {
+        "defaultAgentId": "main", "modelConfigured": bool(config.get("agents.defaults.model.primary")),
+        "ownership": "sole", "selectionRequired": False, "mainKey": "main", "mainSessionKey": "agent:main:main",
+        "scope": "per-sender",
+    }
+
+
+def build_snapshot(app: web.Application) -> dict[str, Any]:
+    from gateway.methods.health import cached_health
+
+    state, config = app[STATE_KEY], app[CONFIG_KEY]
+    return {
+        "suspension": {"phase": "accepting"},
+        "presence": state.presence(),
+        "health": cached_health(app),
+        "stateVersion": state.state_version(),
+        "uptimeMs": state.uptime_ms(),
+        "appliedConfigHash": applied_config_hash(app),
+        "configPath": str(config.path),
+        "stateDir": str(config.state_dir),
+        "sessionDefaults": session_defaults(app),
+        "authMode": config.auth.mode,
+        "updateSchedule": {"channel": "stable", "autoEnabled": bool(config.get("update.auto.enabled", False))},
+    }
+
+
+def build_hello(app: web.Application, conn: ClientConn, *, protocol: int, auth_block: dict[str, Any]) -> dict[str, Any]:
+    state, config = app[STATE_KEY], app[CONFIG_KEY]
+    return {
+        "type": "hello-ok",
+        "protocol": protocol,
+        "server": {"version": VERSION, "buildId": BUILD_ID, "bootId": state.boot_id, "controlUiBuildSource": "bundled",
+                   "connId": conn.conn_id},
+        "features": {"methods": implemented_methods(), "events": list(EVENTS), "capabilities": list(CAPABILITIES)},
+        "snapshot": build_snapshot(app),
+        "auth": auth_block,
+        "policy": {
+            "maxPayload": MAX_PAYLOAD, "maxBufferedBytes": MAX_BUFFERED_BYTES, "tickIntervalMs": config.tick_interval_ms,
+            "attachments": {"maxBytes": 19_464_192, "maxImageBytes": 6_291_456},
+            "allowedSessionVisibilities": ["shared", "read-only", "suggest", "draft"],
+            "hasMultipleSessionSharingIdentities": False,
+        },
+    }

@@ -1,0 +1,245 @@
+"""Agent-side methods: models, agents, tools, sessions, chat history, and starting turns.
+
+Owns ``models.list`` (config providers), ``agents.list`` / ``agent.identity.get`` (config + defaults),
+``tools.catalog`` / ``tools.effective`` (H4b's ``ToolRegistry``), ``sessions.list`` / ``chat.history`` (the session
+store), and ``chat.send`` / ``agent``: validate, dedupe by ``idempotencyKey`` (TTL 300 s, 1000 entries), answer
+``{runId, status:"started"}`` (a replay answers ``in_flight`` or the cached final) and run
+``gateway.agent.runner.run_turn`` in the background, whose ``chat``/``agent`` events are broadcast to every
+client allowed to read them. Params are checked against the legacy's closed schemas with AJV-style texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway.app import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, TOOLS_KEY
+from gateway.dispatch import WRITE, MethodContext, MethodError, method
+from gateway.protocol import ANY, NES, STR, S, format_errors, obj, opt, req, validate
+from gateway.sessions import canonical_key
+from gateway.state import now_ms
+
+__all__: list[str] = []
+
+logger = logging.getLogger(__name__)
+_TASKS: set[asyncio.Future[Any]] = set()
+
+
+def _check(name: str, schema: S, params: Any) -> dict[str, Any]:
+    value = {} if params is None else params
+    errors = validate(schema, value)
+    if errors:
+        raise MethodError("INVALID_REQUEST", f"invalid {name} params: {format_errors(errors)}")
+    return value  # type: ignore[no-any-return]
+
+
+def _anys(*names: str) -> list[tuple[str, S, bool]]:
+    return [opt(n, ANY) for n in names]
+
+
+TOOLS_EFFECTIVE = obj(opt("agentId", NES), req("sessionKey", NES))
+TOOLS_CATALOG = obj(opt("agentId", NES), opt("includePlugins", S("boolean")))
+AGENTS_LIST = obj()
+AGENT_IDENTITY = obj(opt("agentId", NES), opt("sessionKey", STR))
+CHAT_HISTORY = obj(
+    req("sessionKey", NES), opt("agentId", NES), opt("cursor", STR), opt("limit", S("integer", min=1)),
+    opt("maxBytes", S("integer", min=1024)), opt("offset", S("integer", min=0)), opt("pendingBefore", S("integer", min=1)),
+    opt("inputRunIds", S("array", items=S("string", min=1, max=256))), opt("messageId", NES), opt("sessionId", NES),
+    opt("maxChars", S("integer", min=1)),
+)
+CHAT_SEND = obj(
+    req("sessionKey", S("string", min=1, max=512)), opt("agentId", NES), opt("sessionId", NES), req("message", STR),
+    *_anys("mentions", "workContext", "intent", "thinking", "fastMode", "fastAutoOnSeconds", "queueMode", "deliver",
+           "originatingChannel", "originatingTo", "originatingAccountId", "originatingThreadId", "replyToId",
+           "attachments", "toolBindings", "timeoutMs", "systemInputProvenance", "systemProvenanceReceipt",
+           "suppressCommandInterpretation", "expectedLeafEntryId", "expectedSessionRoutingContract",
+           "expectedPermissionMode", "expectedToolOverrides"),
+    req("idempotencyKey", NES),
+)
+AGENT = obj(
+    req("message", NES), opt("agentId", NES), opt("sessionKey", STR), opt("extraSystemPrompt", STR),
+    *_anys("provider", "model", "to", "replyTo", "sessionId", "expectedExistingSessionId", "thinking", "deliver",
+           "attachments", "channel", "replyChannel", "accountId", "replyAccountId", "threadId", "groupId",
+           "groupChannel", "groupSpace", "timeout", "bestEffortDeliver", "lane", "cwd", "cleanupBundleMcpOnRunEnd",
+           "modelRun", "promptMode", "bootstrapContextMode", "bootstrapContextRunKind", "acpTurnSource",
+           "internalRuntimeHandoffId", "internalExecutionIdentityRetry", "internalExecutionIdentityRecoveryAttempt",
+           "execApprovalFollowupExpectedSessionId", "internalEvents", "inputProvenance", "suppressPromptPersistence",
+           "sessionEffects", "sourceReplyDeliveryMode", "disableMessageTool", "swarmCollector", "swarmOutputSchema",
+           "forceRestartSafeTools", "forceCodeModeTools", "voiceWakeTrigger", "label"),
+    req("idempotencyKey", NES),
+)
+
+
+def _primary(ctx: MethodContext) -> str:
+    return str(ctx.app[CONFIG_KEY].get("agents.defaults.model.primary") or "openai/gpt-6-astra")
+
+
+@method("models.list")
+async def models_list(ctx: MethodContext, params: Any) -> Any:
+    primary = _primary(ctx)
+    out = []
+    for provider, spec in (ctx.app[CONFIG_KEY].get("models.providers") or {}).items():
+        for m in (spec or {}).get("models") or []:
+            if not isinstance(m, dict) or not m.get("id"):
+                continue
+            reasoning = bool(m.get("reasoning", False))
+            out.append({
+                "id": m["id"], "name": m.get("name") or m["id"], "provider": provider,
+                "contextWindow": m.get("contextWindow"), "reasoning": reasoning,
+                "tags": ["default"] if f"{provider}/{m['id']}" == primary else [],
+                "thinkingLevels": [{"id": "off", "label": "off"}], "thinkingDefault": "off", "available": True,
+            })
+    return {"models": out}
+
+
+def _agent_ids(ctx: MethodContext) -> list[str]:
+    ids = ["main"]
+    for a in ctx.app[CONFIG_KEY].get("agents.list") or []:
+        if isinstance(a, dict) and isinstance(a.get("id"), str) and a["id"] not in ids:
+            ids.append(a["id"])
+    return ids
+
+
+@method("agents.list")
+async def agents_list(ctx: MethodContext, params: Any) -> Any:
+    _check("agents.list", AGENTS_LIST, params)
+    config = ctx.app[CONFIG_KEY]
+    agents = [{"id": a, "workspace": str(config.workspace_dir), "workspaceGit": False,
+               "model": {"primary": _primary(ctx)}, "defaultPermissionMode": "full"} for a in _agent_ids(ctx)]
+    return {"defaultId": "main", "ownership": "sole", "selectionRequired": False, "mainKey": "main",
+            "scope": "per-sender", "agents": agents}
+
+
+@method("agent.identity.get")
+async def agent_identity(ctx: MethodContext, params: Any) -> Any:
+    p = _check("agent.identity.get", AGENT_IDENTITY, params)
+    agent_id = p.get("agentId") or "main"
+    for a in ctx.app[CONFIG_KEY].get("agents.list") or []:
+        ident = a.get("identity") if isinstance(a, dict) and a.get("id") == agent_id else None
+        if isinstance(ident, dict) and ident.get("name"):
+            return {"agentId": agent_id, "name": str(ident["name"])[:50], "nameSource": "agent",
+                    "avatar": ident.get("avatar") or "A"}
+    return {"agentId": agent_id, "name": "Assistant", "nameSource": "default", "avatar": "A"}
+
+
+def _registry(ctx: MethodContext) -> Any:
+    reg = ctx.app[TOOLS_KEY]
+    if reg is None:
+        raise MethodError("UNAVAILABLE", "tool registry unavailable")
+    return reg
+
+
+@method("tools.catalog")
+async def tools_catalog(ctx: MethodContext, params: Any) -> Any:
+    p = _check("tools.catalog", TOOLS_CATALOG, params)
+    specs = _registry(ctx).specs("agent")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for spec in specs:
+        groups.setdefault(spec.section, []).append(spec.describe())
+    return {
+        "agentId": p.get("agentId") or "main",
+        "groups": [{"id": g, "label": g.capitalize(), "source": "core", "tools": tools} for g, tools in groups.items()],
+        "profiles": [{"id": "full", "label": "Full"}],
+    }
+
+
+@method("tools.effective")
+async def tools_effective(ctx: MethodContext, params: Any) -> Any:
+    p = _check("tools.effective", TOOLS_EFFECTIVE, params)
+    specs = _registry(ctx).specs("agent")
+    return {"agentId": p.get("agentId") or "main", "sessionKey": canonical_key(p["sessionKey"]), "profile": "full",
+            "groups": [{"id": "core", "label": "Core", "source": "core", "tools": [s.describe() for s in specs]}]}
+
+
+@method("sessions.list")
+async def sessions_list(ctx: MethodContext, params: Any) -> Any:
+    p = params if isinstance(params, dict) else {}
+    limit = p.get("limit") if isinstance(p.get("limit"), int) and p["limit"] >= 1 else 100
+    offset = p.get("offset") if isinstance(p.get("offset"), int) and p["offset"] >= 0 else 0
+    config = ctx.app[CONFIG_KEY]
+    rows = [r for a in _agent_ids(ctx) for r in ctx.app[SESSIONS_KEY].list(a)]
+    page = rows[offset:offset + limit]
+    more = offset + limit < len(rows)
+    primary = _primary(ctx)
+    provider, _, model = primary.partition("/")
+    return {
+        "ts": now_ms(), "path": "(multiple)", "count": len(page), "totalCount": len(rows), "limitApplied": limit,
+        "nextOffset": offset + limit if more else None, "hasMore": more, "owners": [],
+        "defaults": {"modelProvider": provider, "model": model, "contextTokens": _context_window(config, provider, model)},
+        "sessions": [{"key": r["key"], "sessionId": r.get("sessionId"), "updatedAt": r.get("updatedAt"), "kind": "direct"} for r in page],
+    }
+
+
+def _context_window(config: Any, provider: str, model: str) -> int | None:
+    for m in (config.get(f"models.providers.{provider}.models") or []):
+        if isinstance(m, dict) and m.get("id") == model:
+            return m.get("contextWindow")  # type: ignore[no-any-return]
+    return None
+
+
+@method("chat.history")
+async def chat_history(ctx: MethodContext, params: Any) -> Any:
+    p = _check("chat.history", CHAT_HISTORY, params)
+    key = canonical_key(p["sessionKey"])
+    store = ctx.app[SESSIONS_KEY]
+    messages = store.history(key)
+    limit = p.get("limit") or 200
+    page = messages[-limit:]
+    entry = store.get(key)
+    primary = _primary(ctx)
+    return {
+        "defaults": {"model": primary}, "hasMore": len(messages) > len(page), "messages": page, "pendingInputs": [],
+        "sessionInfo": {"sessionId": entry["sessionId"], "updatedAt": entry.get("updatedAt")} if entry else None,
+        "sessionKey": key, "totalMessages": len(messages),
+    }
+
+
+def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str, extra: str | None = None) -> None:
+    state = ctx.app[STATE_KEY]
+    try:
+        from gateway.agent.runner import run_turn
+    except ImportError as exc:
+        raise MethodError("UNAVAILABLE", f"agent runner unavailable: {exc}") from exc
+
+    def emit(event: str, payload: dict[str, Any]) -> None:
+        state.broadcast(event, payload, drop_if_slow=event == "agent" and payload.get("stream") == "assistant")
+
+    async def run() -> None:
+        try:
+            kw = {"extra_system_prompt": extra} if extra else {}
+            result = await run_turn(ctx.app, session_key, message, run_id, emit, **kw)
+            state.dedupe.put(run_id, {"runId": run_id, "status": "ok" if result.ok else "error"})
+        except Exception:
+            logger.exception("turn %s failed", run_id)
+            state.dedupe.put(run_id, {"runId": run_id, "status": "error"})
+
+    fut = asyncio.ensure_future(run())
+    _TASKS.add(fut)
+    fut.add_done_callback(_TASKS.discard)
+
+
+@method("chat.send", WRITE)
+async def chat_send(ctx: MethodContext, params: Any) -> Any:
+    p = _check("chat.send", CHAT_SEND, params)
+    run_id = p["idempotencyKey"]
+    state = ctx.app[STATE_KEY]
+    cached = state.dedupe.get(run_id)
+    if cached is not None:
+        return {"runId": run_id, "status": "in_flight" if cached.get("status") == "started" else cached["status"]}
+    state.dedupe.put(run_id, {"runId": run_id, "status": "started"})
+    _start_turn(ctx, p["sessionKey"], p["message"], run_id)
+    return {"runId": run_id, "status": "started"}
+
+
+@method("agent", WRITE)
+async def agent(ctx: MethodContext, params: Any) -> Any:
+    p = _check("agent", AGENT, params)
+    run_id = p["idempotencyKey"]
+    state = ctx.app[STATE_KEY]
+    cached = state.dedupe.get(run_id)
+    if cached is not None:
+        return {"runId": run_id, "status": "in_flight" if cached.get("status") == "started" else cached["status"]}
+    state.dedupe.put(run_id, {"runId": run_id, "status": "started"})
+    _start_turn(ctx, p.get("sessionKey") or "main", p["message"], run_id, p.get("extraSystemPrompt"))
+    return {"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}

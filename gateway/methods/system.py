@@ -1,0 +1,161 @@
+"""System and inventory methods answered from this process's real state.
+
+Owns: ``status``, ``system-presence``, ``system.info``, ``last-heartbeat``, ``gateway.identity.get``,
+``usage.status``, ``cron.status``, ``cron.list``, ``channels.status``, ``commands.list``, ``hooks.status``,
+``node.list``, ``device.pair.list``. Key sets follow reference §2.11; values come from the OS, the config, the
+device store and the session store. pyclaw runs no channels, no cron jobs and no nodes, so those lists are empty
+because they ARE empty here, not because they are stubbed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import shutil
+import sys
+from typing import Any
+
+from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, STATE_KEY
+from gateway.dispatch import PAIRING, MethodContext, method
+from gateway.methods.health import _event_loop, session_summary
+from gateway.state import now_ms
+
+__all__: list[str] = []
+
+
+def _process_memory() -> dict[str, int]:
+    rss = 0
+    try:
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"rss": rss, "heapTotal": 0, "heapUsed": 0, "external": 0, "arrayBuffers": 0}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _meminfo() -> tuple[int, int]:
+    total = free = 0
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                k, _, v = line.partition(":")
+                if k == "MemTotal":
+                    total = int(v.split()[0]) * 1024
+                elif k == "MemAvailable":
+                    free = int(v.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return total, free
+
+
+@method("status")
+async def status(ctx: MethodContext, params: Any) -> Any:
+    state, config = ctx.app[STATE_KEY], ctx.app[CONFIG_KEY]
+    return {
+        "channelSummary": [], "degradedPlugins": [], "degradedSecretOwners": [], "eventLoop": _event_loop(),
+        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": True, "every": "30m", "everyMs": 1_800_000}]},
+        "hostDesktop": None, "modelRuntime": {"degraded": False, "pendingAgents": []}, "pid": os.getpid(),
+        "processMemory": _process_memory(), "queuedSystemEvents": [], "runtimeVersion": f"python {platform.python_version()}",
+        "sessions": session_summary(ctx.app), "shutdownBudget": {"budgetMs": 2000},
+        "taskAudit": {"ok": True, "findings": []}, "tasks": {"total": 0, "active": 0},
+        "workerPools": [], "uptimeMs": state.uptime_ms(), "configPath": str(config.path),
+    }
+
+
+@method("system-presence")
+async def system_presence(ctx: MethodContext, params: Any) -> Any:
+    return ctx.app[STATE_KEY].presence()
+
+
+@method("system.info")
+async def system_info(ctx: MethodContext, params: Any) -> Any:
+    state, config = ctx.app[STATE_KEY], ctx.app[CONFIG_KEY]
+    disk = shutil.disk_usage(config.state_dir if config.state_dir.exists() else "/")
+    total, free = _meminfo()
+    return {
+        "arch": {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+        "cpuCount": os.cpu_count() or 1, "cpuModel": _cpu_model(),
+        "defaultAgentUtilityModel": config.get("agents.defaults.model.primary"),
+        "diskAvailableBytes": disk.free, "diskPath": str(config.state_dir), "diskTotalBytes": disk.total,
+        "disks": [{"path": str(config.state_dir), "availableBytes": disk.free, "totalBytes": disk.total}],
+        "eventLoop": _event_loop(), "hostname": state.host, "loadAverage": list(os.getloadavg()),
+        "machineName": state.host, "memoryFreeBytes": free, "memoryTotalBytes": total,
+        "nodeVersion": f"python-{platform.python_version()}", "osLabel": f"{platform.system()} {platform.release()}",
+        "pid": os.getpid(), "platform": sys.platform, "port": config.port, "processInstanceId": state.instance_id,
+        "processMemory": _process_memory(), "release": platform.release(), "uptimeMs": state.uptime_ms(),
+    }
+
+
+@method("last-heartbeat")
+async def last_heartbeat(ctx: MethodContext, params: Any) -> Any:
+    return ctx.app[STATE_KEY].last_heartbeat
+
+
+@method("gateway.identity.get")
+async def identity_get(ctx: MethodContext, params: Any) -> Any:
+    ident = ctx.app[IDENTITY_KEY]
+    return {"deviceId": ident.device_id, "publicKey": ident.public_key}
+
+
+@method("usage.status")
+async def usage_status(ctx: MethodContext, params: Any) -> Any:
+    return {"updatedAt": now_ms(), "providers": []}
+
+
+@method("cron.status")
+async def cron_status(ctx: MethodContext, params: Any) -> Any:
+    config = ctx.app[CONFIG_KEY]
+    store = config.state_dir / "cron"
+    return {"enabled": bool(config.get("cron.enabled", True)), "jobs": 0, "nextWakeAtMs": None,
+            "sqlitePath": str(store / "cron.sqlite"), "storage": "sqlite", "storePath": str(store),
+            "triggersEnabled": False}
+
+
+@method("cron.list")
+async def cron_list(ctx: MethodContext, params: Any) -> Any:
+    p = params if isinstance(params, dict) else {}
+    limit = p.get("limit") if isinstance(p.get("limit"), int) else 50
+    offset = p.get("offset") if isinstance(p.get("offset"), int) else 0
+    return {"deliveryPreviews": {}, "hasMore": False, "jobs": [], "limit": limit, "nextOffset": None, "offset": offset,
+            "snapshotRevision": 0, "total": 0}
+
+
+@method("channels.status")
+async def channels_status(ctx: MethodContext, params: Any) -> Any:
+    return {"channelAccounts": {}, "channelDefaultAccountId": {}, "channelDetailLabels": {}, "channelLabels": {},
+            "channelMeta": [], "channelOrder": [], "channelSystemImages": {}, "channels": {},
+            "eventLoop": _event_loop(), "statusIssues": [], "ts": now_ms()}
+
+
+@method("commands.list")
+async def commands_list(ctx: MethodContext, params: Any) -> Any:
+    """pyclaw implements no chat slash commands yet, so the list is empty (docs/compatibility.md)."""
+    return {"commands": []}
+
+
+@method("hooks.status")
+async def hooks_status(ctx: MethodContext, params: Any) -> Any:
+    config = ctx.app[CONFIG_KEY]
+    return {"hooks": [], "managedHooksDir": str(config.state_dir / "hooks"), "workspaceDir": str(config.workspace_dir)}
+
+
+@method("node.list")
+async def node_list(ctx: MethodContext, params: Any) -> Any:
+    return {"ts": now_ms(), "nodes": []}
+
+
+@method("device.pair.list", PAIRING)
+async def device_pair_list(ctx: MethodContext, params: Any) -> Any:
+    return {"paired": ctx.app[DEVICES_KEY].list_paired(), "pending": []}
