@@ -1,0 +1,378 @@
+"""The client path: an aiohttp reverse proxy on one port for HTTP and WebSocket, feeding a Tap.
+
+Owns :class:`Forwarder` (the catch-all handler, the WS upgrade with its two pump tasks, the upstream
+connection pools) and the client-visible failure surface. An I/O shell: it moves bytes between the client and
+the *primary* leg (legacy in ``shadow`` mode), and after each forward calls the Tap's non-blocking methods.
+The client never awaits the mirror: observations and mirror work are ``put_nowait`` onto bounded queues.
+
+The client gets the primary's status, headers (minus hop-by-hop), body bytes (streamed chunk by chunk, so SSE
+and chunked bodies flow as they come), WS frames and close codes unchanged. When the primary is down, HTTP
+clients get ``502`` with a plain-text body naming the leg and the cause, WS clients a close ``1011`` with a
+reason; every new request tries again, so the proxy recovers by itself when the leg returns.
+
+Optional write-ahead (``record.write_ahead``): side-effecting requests are durably written (fsync) before they
+are forwarded (``recorder.capture.WriteAheadLog``). May import: stdlib, aiohttp, ``wire``, ``recorder``,
+``shadow.*`` except ``shadow.mitm``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from recorder.capture import WriteAheadLog
+from shadow._tasks import spawn
+from shadow.config import Credentials, ShadowConfig
+from shadow.handshake import Handshaker
+from shadow.metrics import Metrics
+from shadow.mirror import HOP_BY_HOP, MirrorSession, error_kind
+from shadow.modes import ModeController, Routing
+from shadow.pipeline import HttpJob, Pipeline
+from shadow.policy import MIRROR, RECORD_ONLY, Policy
+from wire.frames import parse_frame
+from wire.model import Direction, Kind, Leg, Observation, Req
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Forwarder", "TransparentResponse"]
+
+#: Client request headers worth carrying to a WS upstream (the rest is per-hop or regenerated).
+_WS_FORWARD = frozenset({"origin", "user-agent", "authorization", "cookie", "x-openclaw-token",
+                         "accept-language"})
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_PARSE_LIMIT = 1024 * 1024  # c2s frames larger than this are mirrored by policy "other" without parsing
+
+
+class TransparentResponse(web.StreamResponse):
+    """A StreamResponse that does not add ``Server`` or a default ``Content-Type`` the upstream did not send."""
+
+    __slots__ = ("_upstream_names",)
+
+    def __init__(self, *, status: int, reason: str | None, upstream_names: frozenset[str]) -> None:
+        super().__init__(status=status, reason=reason)
+        self._upstream_names = upstream_names
+
+    async def _write_headers(self) -> None:
+        for name in ("Server", "Content-Type"):
+            if name.lower() not in self._upstream_names and name in self.headers:
+                del self.headers[name]
+        await super()._write_headers()
+
+
+def _body_fields(body: bytes) -> dict[str, Any]:
+    try:
+        return {"data": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"data_b64": body}
+
+
+class Forwarder:
+    """The proxy's client-facing application.
+
+    Args:
+        config: proxy config.
+        metrics, pipeline, modes, policy: the shared proxy parts (see ``shadow.__main__.build``).
+        write_ahead: durable log for side-effecting requests, or ``None``.
+    """
+
+    def __init__(self, config: ShadowConfig, metrics: Metrics, pipeline: Pipeline, modes: ModeController,
+                 policy: Policy, *, write_ahead: WriteAheadLog | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.pipeline = pipeline
+        self.modes = modes
+        self.policy = policy
+        self.write_ahead = write_ahead
+        self._ids = itertools.count(1)
+        self._sessions: dict[Leg, aiohttp.ClientSession] = {}
+        self._handshakers: dict[Leg, Handshaker] = {}
+        self._mirrors: set[MirrorSession] = set()
+        self._client_ws: set[web.WebSocketResponse] = set()
+        self._gauges = {p: metrics.client_connections.labels(protocol=p) for p in ("http", "ws")}
+
+    def creds(self, leg: Leg) -> Credentials:
+        return self.config.legacy if leg is Leg.LEGACY else self.config.candidate
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024, handler_args={"max_field_size": 65536})
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        for leg in Leg:
+            if not self.creds(leg).url:
+                continue
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4.0, enable_cleanup_closed=True)
+            self._sessions[leg] = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                timeout=aiohttp.ClientTimeout(total=self.config.limits.legacy_timeout, sock_connect=5.0),
+            )
+        for leg in Leg:
+            other = Leg.CANDIDATE if leg is Leg.LEGACY else Leg.LEGACY
+            if self.creds(leg).url:
+                self._handshakers[leg] = Handshaker(self.creds(leg), self.creds(other))
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        for ws in list(self._client_ws):
+            await ws.close(code=1001, message=b"proxy shutting down")
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        for m in list(self._mirrors):
+            m.close()
+        await asyncio.gather(*(m.wait_closed(2.0) for m in list(self._mirrors)), return_exceptions=True)
+        for s in self._sessions.values():
+            await s.close()
+
+    def _client_key(self, request: web.Request) -> str:
+        return request.headers.get(self.config.canary_header) or (request.remote or "")
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        routing = self.modes.route(self._client_key(request))
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._ws(request, routing)
+        return await self._http(request, routing)
+
+    # -- HTTP -------------------------------------------------------------------------------------------------
+    async def _http(self, request: web.Request, routing: Routing) -> web.StreamResponse:
+        gauge = self._gauges["http"]
+        gauge.inc()
+        try:
+            return await self._http_exchange(request, routing)
+        finally:
+            gauge.dec()
+
+    async def _http_exchange(self, request: web.Request, routing: Routing) -> web.StreamResponse:
+        pl = self.pipeline
+        conn = f"h{next(self._ids)}"
+        primary = routing.primary
+        method, path = request.method, request.raw_path
+        body = await request.read()
+        headers = tuple((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
+        req_obs = Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
+                              method=method, path=path, headers=headers, **_body_fields(body))
+        decision, route = self.policy.http(method, path) if routing.mirror else ("skip", self.policy.route(method, path))
+        if self.write_ahead is not None and method not in _SAFE:
+            await self.write_ahead.append(req_obs)
+        if routing.mirror:
+            if decision == MIRROR:
+                pl.expect(conn, "http", route, "http")
+                if not pl.mirror_http(HttpJob(conn, routing.secondary, method, path, headers, body, route,
+                                              time.monotonic())):
+                    pl.count(primary, "http", route, "dropped")
+            else:
+                pl.count(primary, "http", route, "skipped")
+        pl.observe(req_obs, force_record=decision == RECORD_ONLY)
+        session = self._sessions[primary]
+        url = self.creds(primary).url + path
+        t0 = time.monotonic()
+        resp: web.StreamResponse | None = None
+        kept = bytearray()
+        max_body = self.config.limits.max_body
+        try:
+            async with session.request(method, url, headers=headers, data=body or None, allow_redirects=False,
+                                       compress=None) as up:
+                names = frozenset(k.lower() for k in up.headers)
+                resp = TransparentResponse(status=up.status, reason=up.reason, upstream_names=names)
+                chunked = "chunked" in up.headers.get("Transfer-Encoding", "").lower()
+                for k, v in up.headers.items():  # order kept; Content-Length kept in place unless chunked
+                    low = k.lower()
+                    if low not in HOP_BY_HOP or (low == "content-length" and not chunked):
+                        resp.headers.add(k, v)
+                await resp.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                    if len(kept) < max_body:
+                        kept += chunk[: max_body - len(kept)]
+                await resp.write_eof()
+                status, rheaders = up.status, tuple(up.headers.items())
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            kind = error_kind(exc)
+            errors = self.metrics.legacy_errors if primary is Leg.LEGACY else self.metrics.candidate_errors
+            errors.labels(kind=kind).inc()
+            pl.count(primary, "http", route, "error")
+            pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.S2C, kind=Kind.ERROR,
+                                   data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
+            if resp is not None and resp.prepared:  # mid-stream: the only honest signal left is an abort
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
+            logger.warning("%s leg unavailable for %s %s: %s", primary.value, method, route, exc)
+            return web.Response(status=502, content_type="text/plain",
+                                text=f"parity shadow: the {primary.value} gateway is unavailable "
+                                     f"({kind}: {type(exc).__name__}); retry shortly\n")
+        self.metrics.latency.labels(leg=primary.value, protocol="http", route=route).observe(time.monotonic() - t0)
+        pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
+                               status=status, headers=rheaders, **_body_fields(bytes(kept))),
+                   force_record=decision == RECORD_ONLY)
+        return resp
+
+    # -- WebSocket --------------------------------------------------------------------------------------------
+    async def _ws(self, request: web.Request, routing: Routing) -> web.StreamResponse:
+        gauge = self._gauges["ws"]
+        gauge.inc()
+        try:
+            return await self._ws_session(request, routing)
+        finally:
+            gauge.dec()
+
+    async def _ws_session(self, request: web.Request, routing: Routing) -> web.StreamResponse:
+        pl = self.pipeline
+        conn = f"c{next(self._ids)}"
+        primary = routing.primary
+        path = request.raw_path
+        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        fwd = {k: v for k, v in request.headers.items() if k.lower() in _WS_FORWARD}
+        url = self.creds(primary).url + path
+        max_frame = self.config.limits.max_frame
+        try:
+            up = await self._sessions[primary].ws_connect(
+                url, protocols=protocols, headers=fwd, autoclose=False, autoping=True, max_msg_size=0,
+                compress=0, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            kind = error_kind(exc)
+            errors = self.metrics.legacy_errors if primary is Leg.LEGACY else self.metrics.candidate_errors
+            errors.labels(kind=kind).inc()
+            pl.count(primary, "ws", "connect", "error")
+            logger.warning("%s leg unavailable for a WS client: %s", primary.value, exc)
+            ws = web.WebSocketResponse(protocols=protocols)
+            await ws.prepare(request)
+            reason = f"{primary.value} gateway unavailable ({kind})"
+            await ws.close(code=1011, message=reason.encode()[:120])
+            return ws
+        ws = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else (), autoclose=False, autoping=True,
+                                   max_msg_size=max_frame + 1024, compress=False)
+        await ws.prepare(request)
+        self._client_ws.add(ws)
+        pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.WS_OPEN, path=path))
+        mirror: MirrorSession | None = None
+        if routing.mirror:
+            pl.expect(conn, "conn", "", "ws-conn")
+            origin = [(k, v) for k, v in fwd.items() if k.lower() in ("origin", "user-agent")]
+            mirror = MirrorSession(conn, path, origin, routing.secondary, self.config, self.metrics, pl,
+                                   self._handshakers[routing.secondary])
+            self._mirrors.add(mirror)
+            mirror.start()
+        state = {"client_closed": False}
+        down = spawn(self._pump_down(conn, primary, up, ws, state), name=f"pump-down-{conn}")
+        try:
+            await self._pump_up(conn, primary, ws, up, mirror, state)
+        finally:
+            if not down.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(down), 5.0)
+                except (TimeoutError, asyncio.CancelledError):
+                    down.cancel()
+            self._client_ws.discard(ws)
+            if not up.closed:
+                await up.close()
+            if mirror is not None:
+                mirror.close()
+                self._mirrors.discard(mirror)
+            self.pipeline.stages["pair"].offer(("close", conn))
+        return ws
+
+    async def _pump_up(self, conn: str, leg: Leg, ws: web.WebSocketResponse, up: aiohttp.ClientWebSocketResponse,
+                       mirror: MirrorSession | None, state: dict[str, bool]) -> None:
+        """Client -> primary, then (without waiting) the Tap and the mirror."""
+        pl = self.pipeline
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                text: str = msg.data
+                if self.write_ahead is not None:
+                    await self._write_ahead_frame(conn, leg, text)
+                await up.send_str(text)
+                self._after_c2s(conn, leg, text, mirror)
+            elif msg.type is WSMsgType.BINARY:
+                await up.send_bytes(msg.data)
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_BINARY,
+                                       data_b64=msg.data[: self.config.limits.max_body]))
+                if mirror is not None:
+                    mirror.offer(msg.data)
+            elif msg.type is WSMsgType.CLOSE:
+                state["client_closed"] = True
+                code = ws.close_code or 1000
+                await up.close(code=code, message=(msg.extra or "").encode())
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_CLOSE,
+                                       code=code, reason=msg.extra or ""))
+                if not ws.closed:
+                    await ws.close(code=code)
+                return
+            else:  # CLOSING / CLOSED / ERROR: the client side is gone
+                state["client_closed"] = True
+                if msg.type is WSMsgType.ERROR:
+                    logger.info("%s: client error %r", conn, ws.exception())
+                    if not up.closed:
+                        await up.close(code=1000)
+                return
+
+    def _after_c2s(self, conn: str, leg: Leg, text: str, mirror: MirrorSession | None) -> None:
+        pl = self.pipeline
+        decision = None
+        if mirror is not None:
+            frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
+            method = frame.method if isinstance(frame, Req) else None
+            decision, route = self.policy.ws(method)
+            if decision == MIRROR:
+                if isinstance(frame, Req):
+                    pl.expect(conn, "req:" + frame.id, route, "ws")
+                if not mirror.offer(text) and method is not None:
+                    pl.count(leg, "ws", route, "dropped")
+            elif method is not None:
+                pl.count(leg, "ws", route, "skipped")
+        pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_TEXT, data=text),
+                   force_record=decision == RECORD_ONLY)
+
+    async def _write_ahead_frame(self, conn: str, leg: Leg, text: str) -> None:
+        assert self.write_ahead is not None
+        frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
+        if isinstance(frame, Req) and self.policy.side_effecting(frame.method):
+            await self.write_ahead.append(Observation(t=self.pipeline.now(), conn=conn, leg=leg, dir=Direction.C2S,
+                                                      kind=Kind.WS_TEXT, data=text))
+
+    async def _pump_down(self, conn: str, leg: Leg, up: aiohttp.ClientWebSocketResponse,
+                         ws: web.WebSocketResponse, state: dict[str, bool]) -> None:
+        """Primary -> client, byte for byte, close code and reason included."""
+        pl = self.pipeline
+        while True:
+            msg = await up.receive()
+            if msg.type is WSMsgType.TEXT:
+                if ws.closed:
+                    return
+                await ws.send_str(msg.data)
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_TEXT,
+                                       data=msg.data))
+            elif msg.type is WSMsgType.BINARY:
+                if ws.closed:
+                    return
+                await ws.send_bytes(msg.data)
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_BINARY,
+                                       data_b64=msg.data[: self.config.limits.max_body]))
+            elif msg.type is WSMsgType.CLOSE:
+                code, reason = int(msg.data or 1000), msg.extra or ""
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_CLOSE,
+                                       code=code, reason=reason))
+                if not ws.closed:
+                    await ws.close(code=code, message=reason.encode())
+                await up.close()
+                return
+            else:  # CLOSING because we closed it, or the upstream vanished without a close frame
+                if state["client_closed"] or msg.type is WSMsgType.CLOSING:
+                    return
+                errors = self.metrics.legacy_errors if leg is Leg.LEGACY else self.metrics.candidate_errors
+                errors.labels(kind="closed").inc()
+                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_CLOSE,
+                                       code=1006, reason=""))
+                if not ws.closed:
+                    await ws.close(code=1011, message=f"{leg.value} gateway connection lost".encode())
+                return

@@ -1,0 +1,115 @@
+"""Every ``parity_*`` metric of the shadow proxy, built on an injected ``CollectorRegistry``.
+
+Owns the metric names and label sets (dashboards and alert rules are built on exactly these). Updated by
+``shadow.pipeline``, ``shadow.forward``, ``shadow.mirror`` and ``shadow.policy`` through :class:`Metrics`;
+nothing else creates a collector. May import: stdlib, ``prometheus_client``.
+
+Final list (labels are bounded: never ids or raw paths; ``route`` is a profile template/method or "other"):
+
+- ``parity_requests_total{leg, protocol, route, outcome}`` counter. protocol: http|ws. outcome: match|mismatch|
+  skipped|dropped|error|unpaired.
+- ``parity_frames_total{leg, direction}`` counter. direction: c2s|s2c.
+- ``parity_pairs_total{route, outcome}`` counter. outcome: match|mismatch.
+- ``parity_latency_seconds{leg, protocol, route}`` histogram.
+- ``parity_queue_depth{queue}`` gauge. queue: a pipeline stage name, or ``mirror_ws`` / ``mirror_bytes``.
+- ``parity_dropped_total{stage, reason}`` counter. reason: full|bytes|rss|deadline|closed|sampled.
+- ``parity_candidate_errors_total{kind}`` / ``parity_legacy_errors_total{kind}`` counters. kind: connect|timeout|
+  closed|protocol|http.
+- ``parity_policy_decisions_total{route, decision}`` counter. decision: mirror|skip|record-only.
+- ``parity_stage_errors_total{stage}`` counter.
+- ``parity_ratio{route}`` gauge: rolling parity (matches / pairs over the last :data:`RATIO_WINDOW` pairs).
+- ``parity_mode{mode}`` gauge, 1 for the current mode and 0 for the others.
+- ``parity_client_connections{protocol}`` gauge: open client connections.
+- ``parity_proxy_rss_bytes`` gauge: resident set size of the proxy process, read on scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RATIO_WINDOW", "Metrics", "rss_bytes"]
+
+RATIO_WINDOW = 1000
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class Metrics:
+    """The proxy's collectors, registered on ``registry`` (a fresh one per proxy, so tests can build many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("parity_requests_total", "Requests and RPCs by leg, protocol, route and outcome",
+                                ["leg", "protocol", "route", "outcome"], registry=r)
+        self.frames = Counter("parity_frames_total", "WebSocket frames seen, by leg and direction",
+                              ["leg", "direction"], registry=r)
+        self.pairs = Counter("parity_pairs_total", "Compared pairs by route and outcome", ["route", "outcome"],
+                             registry=r)
+        self.latency = Histogram("parity_latency_seconds", "Exchange latency per leg", ["leg", "protocol", "route"],
+                                 buckets=_BUCKETS, registry=r)
+        self.queue_depth = Gauge("parity_queue_depth", "Items waiting per queue", ["queue"], registry=r)
+        self.dropped = Counter("parity_dropped_total", "Work dropped instead of waiting", ["stage", "reason"],
+                               registry=r)
+        self.candidate_errors = Counter("parity_candidate_errors_total", "Candidate leg failures (findings)",
+                                        ["kind"], registry=r)
+        self.legacy_errors = Counter("parity_legacy_errors_total", "Legacy leg failures", ["kind"], registry=r)
+        self.policy_decisions = Counter("parity_policy_decisions_total", "Side-effect policy decisions",
+                                        ["route", "decision"], registry=r)
+        self.stage_errors = Counter("parity_stage_errors_total", "Items a pipeline stage failed on", ["stage"],
+                                    registry=r)
+        self.ratio = Gauge("parity_ratio", "Rolling parity ratio (matches / pairs)", ["route"], registry=r)
+        self.mode = Gauge("parity_mode", "1 for the current proxy mode", ["mode"], registry=r)
+        self.client_connections = Gauge("parity_client_connections", "Open client connections", ["protocol"],
+                                        registry=r)
+        self.rss = Gauge("parity_proxy_rss_bytes", "Proxy resident set size", registry=r)
+        self.rss.set_function(rss_bytes)
+        self._windows: dict[str, deque[bool]] = {}
+
+    # -- helpers used by the stages ------------------------------------------------------------------------
+    def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
+        for m in modes:
+            self.mode.labels(mode=m).set(1 if m == mode else 0)
+
+    def drop(self, stage: str, reason: str) -> None:
+        self.dropped.labels(stage=stage, reason=reason).inc()
+
+    def pair(self, route: str, match: bool) -> None:
+        outcome = "match" if match else "mismatch"
+        self.pairs.labels(route=route, outcome=outcome).inc()
+        window = self._windows.setdefault(route, deque(maxlen=RATIO_WINDOW))
+        window.append(match)
+        self.ratio.labels(route=route).set(sum(window) / len(window))
+        all_w = self._windows.setdefault("*", deque(maxlen=RATIO_WINDOW))
+        if route != "*":
+            all_w.append(match)
+            self.ratio.labels(route="*").set(sum(all_w) / len(all_w))
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current sample value (0.0 when absent) -- for tests and the admin summary."""
+        v = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if v is None else v
+
+    def total(self, name: str, **match: str) -> float:
+        """Sum of every sample of ``name`` whose labels include ``match``."""
+        out = 0.0
+        for metric in self.registry.collect():
+            for s in metric.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in match.items()):
+                    out += s.value
+        return out

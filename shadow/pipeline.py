@@ -1,0 +1,484 @@
+"""The shadow pipeline: stages listed once, in order, joined by bounded queues; the Tap the forwarders feed.
+
+Owns :data:`STAGES`, :class:`Stage`, :class:`Budget`, :class:`Pairer` (the pairing stage's state) and
+:class:`Pipeline` (which is the :class:`Tap`). The forwarder (``shadow.forward`` or ``shadow.mitm``) only calls
+the Tap's non-blocking methods: every ``offer`` is ``put_nowait``; a full queue drops and counts
+(``parity_dropped_total{stage, reason="full"}``), it never waits. Each stage handles one item at a time inside
+a safecall-style guard: an exception is logged, counted in ``parity_stage_errors_total{stage}`` and the stage
+moves on. Only ``ConfigError`` at startup may stop the proxy.
+
+Stages, in order:
+
+1. ``mirror``  -- HTTP requests re-sent to the secondary leg (``concurrency`` workers, a deadline per item).
+   WebSocket mirroring is per connection (``shadow.mirror.MirrorSession``), bounded by its own queue and the
+   global :class:`Budget`.
+2. ``pair``    -- observations of both legs; responses paired by exchange/request id, events by name within a
+   window; outcome metrics and the rolling ``parity_ratio``.
+3. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
+4. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
+
+May import: stdlib, ``wire``, ``recorder``, ``diffing``, ``shadow.{config,metrics,policy,_tasks}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shadow._tasks import cancel_all, spawn
+from shadow.config import ShadowConfig
+from shadow.metrics import Metrics
+from wire.frames import http_response, parse_frame, parse_observation
+from wire.model import Event, Exchange, ExchangeKind, Kind, Leg, Observation, Other, Pair, Req, Res, Response
+from wire.profiles.base import Profile
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "Budget", "HttpJob", "Joined", "Pairer", "Pipeline", "Stage", "Tap"]
+
+STAGES = ("mirror", "pair", "record", "store")
+
+
+
+class Tap(Protocol):
+    """What a forwarder feeds. Every method returns at once."""
+
+    def observe(self, obs: Observation, *, force_record: bool = False) -> None: ...
+
+    def expect(self, conn: str, key: str, route: str, protocol: str) -> None: ...
+
+    def mirror_http(self, job: HttpJob) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpJob:
+    """One HTTP request to re-send to the secondary leg."""
+
+    conn: str
+    leg: Leg
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    route: str
+    queued_at: float
+
+
+class Budget:
+    """Global byte budget for payloads waiting for the secondary leg (all connections together)."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.used = 0
+        self._gauge = metrics.queue_depth.labels(queue="mirror_bytes")
+        self.over_rss = False  # set by the pipeline's RSS sampler when limits.rss_cap_mb is exceeded
+
+    def take(self, n: int) -> str | None:
+        """Reserve ``n`` bytes. Returns ``None`` on success, else the drop reason."""
+        if self.over_rss:
+            return "rss"
+        if self.used + n > self.limit:
+            return "bytes"
+        self.used += n
+        self._gauge.set(self.used)
+        return None
+
+    def give(self, n: int) -> None:
+        self.used = max(0, self.used - n)
+        self._gauge.set(self.used)
+
+
+class Stage:
+    """One pipeline stage: a bounded queue and ``workers`` loops calling ``handler`` inside a guard."""
+
+    def __init__(self, name: str, handler: Callable[[Any], Awaitable[None]], metrics: Metrics, *,
+                 maxsize: int, workers: int = 1) -> None:
+        self.name = name
+        self.handler = handler
+        self.metrics = metrics
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.workers = workers
+        self._depth = metrics.queue_depth.labels(queue=name)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def offer(self, item: Any) -> bool:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.metrics.drop(self.name, "full")
+            return False
+        self._depth.set(self.queue.qsize())
+        return True
+
+    def start(self) -> None:
+        for i in range(self.workers):
+            self._tasks.append(spawn(self._run(), name=f"stage-{self.name}-{i}"))
+
+    async def _run(self) -> None:
+        while True:
+            item = await self.queue.get()
+            self._depth.set(self.queue.qsize())
+            try:
+                await self.handler(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.stage_errors.labels(stage=self.name).inc()
+                logger.exception("stage %s failed on one item", self.name)
+            finally:
+                self.queue.task_done()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until the queue is empty and handled (bounded by ``timeout``)."""
+        try:
+            await asyncio.wait_for(self.queue.join(), timeout)
+        except TimeoutError:
+            logger.warning("stage %s: %d items left at shutdown", self.name, self.queue.qsize())
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        self._tasks.clear()
+
+
+# -- pairing -------------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Half:
+    route: str
+    protocol: str
+    t: float
+    legs: dict[Leg, Observation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A resolved comparison unit: both legs present (``outcome`` match|mismatch), or one leg left (unpaired|error)."""
+
+    conn: str
+    key: str
+    route: str
+    protocol: str
+    outcome: str
+    legs: dict[Leg, Observation]
+    detail: Any = None  # the differ's result for a compared pair
+
+
+#: ``joined -> (equal, detail)``; ``detail`` goes to the store (the differ's result).
+Comparator = Callable[[Joined], tuple[bool, Any]]
+
+
+def exact_compare(joined: Joined) -> tuple[bool, Any]:
+    """Byte equality of status and payload: for tests of the pipeline itself, never for parity verdicts."""
+    a, b = joined.legs[Leg.LEGACY], joined.legs[Leg.CANDIDATE]
+    return a.status == b.status and a.code == b.code and a.body == b.body, None
+
+
+class ProfileComparator:
+    """Compares through ``diffing.diff.compare_pair`` with the profile's normalization (the one differ)."""
+
+    def __init__(self, profile: Profile) -> None:
+        from diffing import diff
+
+        self.profile = profile
+        self._diff = diff
+
+    def exchange(self, joined: Joined, leg: Leg) -> Exchange:
+        obs = joined.legs[leg]
+        response: Response
+        if obs.kind is Kind.HTTP_RESPONSE:
+            kind, response = ExchangeKind.HTTP, http_response(obs)
+        else:
+            frame = parse_observation(obs)
+            assert frame is not None
+            kind = ExchangeKind.EVENT if isinstance(frame, Event) else ExchangeKind.WS
+            response = frame if not isinstance(frame, Req) else Other(raw=frame.raw, value=frame.value,
+                                                                      problem="a req frame from the server")
+        return Exchange(leg=leg, conn=joined.conn, key=joined.key, kind=kind, group=joined.route,
+                        responses=(response,), t_start=obs.t, t_end=obs.t)
+
+    def __call__(self, joined: Joined) -> tuple[bool, Any]:
+        lx, cx = self.exchange(joined, Leg.LEGACY), self.exchange(joined, Leg.CANDIDATE)
+        pair = Pair(conn=joined.conn, key=joined.key, kind=lx.kind, group=joined.route, legacy=lx, candidate=cx)
+        result = self._diff.compare_pair(pair, self.profile)
+        return result.equal, result
+
+
+class Pairer:
+    """Joins the legs of one client request: HTTP by exchange id, WS ``res`` by request id (and response index),
+    WS events by name in arrival order within ``window`` seconds. Only what was mirrored is waited for.
+    """
+
+    def __init__(self, window: float, profile: Profile) -> None:
+        self.window = window
+        self.profile = profile
+        self.pending: dict[tuple[str, str], _Half] = {}
+        self._mirrored_ids: dict[str, dict[str, str]] = {}  # conn -> req id -> route
+        self._res_index: dict[tuple[str, str, Leg], int] = {}
+        self._events: dict[tuple[str, str], dict[Leg, deque[tuple[float, Observation]]]] = {}
+        self.mirrored_conns: set[str] = set()
+
+    def expect(self, conn: str, key: str, route: str, protocol: str, t: float) -> None:
+        if protocol == "ws" and key.startswith("req:"):
+            self._mirrored_ids.setdefault(conn, {})[key[4:]] = route
+        elif protocol == "ws-conn":
+            self.mirrored_conns.add(conn)
+        else:
+            self.pending[(conn, key)] = _Half(route, protocol, t)
+
+    def close_conn(self, conn: str) -> None:
+        self.mirrored_conns.discard(conn)
+
+    def receive(self, obs: Observation) -> list[Joined]:
+        key = self._key(obs)
+        if key is None:
+            return []
+        half = self.pending.get(key)
+        if half is None:
+            return []
+        half.legs.setdefault(obs.leg, obs)
+        if obs.kind is Kind.ERROR or len(half.legs) == 2:
+            del self.pending[key]
+            outcome = "error" if obs.kind is Kind.ERROR else "pair"
+            return [Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))]
+        return []
+
+    def _key(self, obs: Observation) -> tuple[str, str] | None:
+        if obs.kind in (Kind.HTTP_RESPONSE, Kind.ERROR) and obs.conn.startswith("h"):
+            return (obs.conn, "http")
+        if obs.kind is not Kind.WS_TEXT or obs.dir.value != "s2c" or obs.conn not in self.mirrored_conns:
+            if obs.kind is Kind.ERROR:
+                return (obs.conn, "error")
+            return None
+        frame = parse_frame(obs.data or "", t=obs.t)
+        if isinstance(frame, Res):
+            route = self._mirrored_ids.get(obs.conn, {}).get(frame.id)
+            if route is None:
+                return None
+            idx_key = (obs.conn, frame.id, obs.leg)
+            n = self._res_index.get(idx_key, 0)
+            self._res_index[idx_key] = n + 1
+            key = (obs.conn, f"res:{frame.id}:{n}")
+            if key not in self.pending:
+                self.pending[key] = _Half(route, "ws", obs.t)
+            return key
+        if isinstance(frame, Event) and frame.event not in self.profile.timer_events:
+            route = self.profile.event_label(frame.event)
+            per = self._events.setdefault((obs.conn, frame.event), {Leg.LEGACY: deque(), Leg.CANDIDATE: deque()})
+            other = Leg.CANDIDATE if obs.leg is Leg.LEGACY else Leg.LEGACY
+            if per[other]:
+                _, first = per[other].popleft()
+                key = (obs.conn, f"event:{frame.event}:{id(first)}")
+                self.pending[key] = _Half(route, "ws", first.t, {other: first})
+                return key
+            per[obs.leg].append((obs.t, obs))
+        return None
+
+    def expire(self, now: float) -> list[Joined]:
+        """Resolve halves older than the window as unpaired."""
+        out: list[Joined] = []
+        cutoff = now - self.window
+        for key, half in list(self.pending.items()):
+            if half.t < cutoff:
+                del self.pending[key]
+                out.append(Joined(key[0], key[1], half.route, half.protocol, "unpaired", dict(half.legs)))
+        for (conn, name), per in list(self._events.items()):
+            for leg, q in per.items():
+                while q and q[0][0] < cutoff:
+                    _, obs = q.popleft()
+                    out.append(Joined(conn, f"event:{name}", self.profile.event_label(name), "ws", "unpaired",
+                                      {leg: obs}))
+            if not per[Leg.LEGACY] and not per[Leg.CANDIDATE] and conn not in self.mirrored_conns:
+                del self._events[(conn, name)]
+        for conn in [c for c in self._mirrored_ids if c not in self.mirrored_conns]:
+            if not any(k[0] == conn for k in self.pending):
+                self._mirrored_ids.pop(conn, None)
+                for k in [k for k in self._res_index if k[0] == conn]:
+                    del self._res_index[k]
+        return out
+
+
+# -- the pipeline ----------------------------------------------------------------------------------------------
+
+class Pipeline:
+    """Owns the stages and their lifecycle; is the :class:`Tap` the forwarders feed.
+
+    Args:
+        config: the proxy config (limits, sampling).
+        metrics: the proxy's metrics.
+        http_mirror: coroutine re-sending one :class:`HttpJob` (``shadow.mirror.HttpMirror.send``).
+        profile: the protocol profile (labels, timer events, normalization).
+        comparator: ``joined -> (equal, detail)``; default :class:`ProfileComparator` (``diffing.diff``).
+        recorder: called with each sampled observation (a ``TraceWriter.write``), or ``None``.
+        store: called with each :class:`Joined` (the parity store adapter), or ``None``.
+        clock: monotonic seconds (injected for tests).
+    """
+
+    def __init__(self, config: ShadowConfig, metrics: Metrics, *,
+                 http_mirror: Callable[[HttpJob], Awaitable[None]] | None = None,
+                 profile: Profile | None = None,
+                 comparator: Comparator | None = None,
+                 recorder: Callable[[Observation], Any] | None = None,
+                 store: Callable[[Joined], Awaitable[None]] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        self.t0 = clock()
+        if profile is None:
+            from wire.profiles.openclaw import get_profile
+
+            profile = get_profile(config.profile)
+        self.profile = profile
+        self.comparator = comparator or ProfileComparator(profile)
+        self.budget = Budget(config.limits.max_queued_bytes, metrics)
+        self.pairer = Pairer(config.limits.pair_window, profile)
+        self._http_mirror = http_mirror
+        self._recorder = recorder
+        self._store = store
+        self._rng = rng or random.Random()
+        self._sampled: dict[str, bool] = {}
+        lim = config.limits
+        handlers: dict[str, tuple[Callable[[Any], Awaitable[None]], int]] = {
+            "mirror": (self._do_mirror, lim.candidate_concurrency),
+            "pair": (self._do_pair, 1),
+            "record": (self._do_record, 1),
+            "store": (self._do_store, 1),
+        }
+        self.stages = {name: Stage(name, handlers[name][0], metrics, maxsize=lim.global_queue,
+                                   workers=handlers[name][1]) for name in STAGES}
+        self._bg: list[asyncio.Task[None]] = []
+
+    def set_http_mirror(self, fn: Callable[[HttpJob], Awaitable[None]]) -> None:
+        self._http_mirror = fn
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    async def start(self) -> None:
+        for stage in self.stages.values():
+            stage.start()
+        self._bg.append(spawn(self._housekeeping(), name="pipeline-housekeeping"))
+
+    async def close(self, drain: float = 2.0) -> None:
+        for name in STAGES:
+            await self.stages[name].drain(drain)
+        for result in self.pairer.expire(float("inf")):
+            self._account(result)
+        await cancel_all(self._bg)
+        for stage in self.stages.values():
+            await stage.stop()
+
+    # -- Tap ----------------------------------------------------------------------------------------------
+    def observe(self, obs: Observation, *, force_record: bool = False) -> None:
+        """One observation of either leg (already on the wire; the client path does not wait).
+
+        ``force_record`` bypasses sampling (policy ``record-only``: not mirrored live, always kept for replay).
+        """
+        if obs.kind in (Kind.WS_TEXT, Kind.WS_BINARY):
+            self.metrics.frames.labels(leg=obs.leg.value, direction=obs.dir.value).inc()
+        self.stages["pair"].offer(obs)
+        if self._recorder is not None and (force_record or self._is_sampled(obs.conn)):
+            self.stages["record"].offer(obs)
+
+    def expect(self, conn: str, key: str, route: str, protocol: str) -> None:
+        """Announce that ``key`` on ``conn`` was mirrored, so the pair stage waits for both legs."""
+        self.stages["pair"].offer(("expect", conn, key, route, protocol, self.now()))
+
+    def mirror_http(self, job: HttpJob) -> bool:
+        reason = self.budget.take(len(job.body))
+        if reason is not None:
+            self.metrics.drop("mirror", reason)
+            return False
+        if not self.stages["mirror"].offer(job):
+            self.budget.give(len(job.body))
+            return False
+        return True
+
+    def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
+        self.metrics.requests.labels(leg=leg.value, protocol=protocol, route=route, outcome=outcome).inc()
+
+    def _is_sampled(self, conn: str) -> bool:
+        rate = self.config.record.sample_rate
+        if rate >= 1.0:
+            return True
+        s = self._sampled.get(conn)
+        if s is None:
+            s = self._rng.random() < rate
+            if len(self._sampled) > 100_000:
+                self._sampled.clear()
+            self._sampled[conn] = s
+        return s
+
+    # -- stage handlers -----------------------------------------------------------------------------------
+    async def _do_mirror(self, job: HttpJob) -> None:
+        try:
+            if self.clock() - job.queued_at > self.config.limits.candidate_timeout:
+                self.metrics.drop("mirror", "deadline")
+                self.count(job.leg, "http", job.route, "dropped")
+                return
+            if self._http_mirror is not None:
+                await self._http_mirror(job)
+        finally:
+            self.budget.give(len(job.body))
+
+    async def _do_pair(self, item: Any) -> None:
+        if isinstance(item, tuple):
+            if item[0] == "expire":
+                for result in self.pairer.expire(self.now()):
+                    self._account(result)
+                return
+            if item[0] == "close":
+                self.pairer.close_conn(item[1])
+                return
+            _, conn, key, route, protocol, t = item
+            self.pairer.expect(conn, key, route, protocol, t)
+            return
+        for result in self.pairer.receive(item):
+            self._account(result)
+
+    def _account(self, result: Joined) -> None:
+        legs = result.legs
+        if result.outcome == "pair":
+            match, detail = self.comparator(result)
+            outcome = "match" if match else "mismatch"
+            self.metrics.pair(result.route, match)
+            proto = "http" if result.protocol == "http" else "ws"
+            for leg in (Leg.LEGACY, Leg.CANDIDATE):
+                self.count(leg, proto, result.route, outcome)
+            result = Joined(result.conn, result.key, result.route, result.protocol, outcome, legs, detail)
+        else:
+            for leg, obs in legs.items():
+                outcome = "error" if obs.kind is Kind.ERROR else result.outcome
+                self.count(leg, "http" if result.protocol == "http" else "ws", result.route, outcome)
+        if self._store is not None:
+            self.stages["store"].offer(result)
+
+    async def _do_record(self, obs: Observation) -> None:
+        assert self._recorder is not None
+        self._recorder(obs)
+
+    async def _do_store(self, result: Joined) -> None:
+        if self._store is not None:
+            await self._store(result)
+
+    async def _housekeeping(self) -> None:
+        cap = self.config.limits.rss_cap_mb * 1024 * 1024
+        while True:
+            await asyncio.sleep(0.25)
+            if cap:
+                from shadow.metrics import rss_bytes
+
+                over = rss_bytes() > cap
+                if over != self.budget.over_rss:
+                    logger.warning("proxy RSS %s the cap (%d MiB): mirroring %s", "above" if over else "below",
+                                   self.config.limits.rss_cap_mb, "paused" if over else "resumed")
+                self.budget.over_rss = over
+            # expire halves through the pair queue's own worker, so pairer state has one writer
+            self.stages["pair"].offer(("expire",))
