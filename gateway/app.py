@@ -118,6 +118,8 @@ async def _on_shutdown(app: web.Application) -> None:
 
 def make_app(config: GatewayConfig) -> web.Application:
     """Build the candidate gateway application for ``config``."""
+    for path in config.not_implemented:
+        logger.warning("config key accepted but not implemented by pyclaw: %s", path)
     app = web.Application(middlewares=[_ws_upgrade], client_max_size=26_214_400)
     state = GatewayState(port=config.port)
     sessions = SessionStore(config.state_dir)

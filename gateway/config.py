@@ -324,8 +324,6 @@ def resolve_gateway_config(
     env = os.environ if env is None else env
     if loaded.issues:
         raise ConfigInvalidError(loaded.path, list(loaded.issues))
-    for path in loaded.not_implemented:
-        logger.warning("config key accepted but not implemented by pyclaw: %s", path)
     data = loaded.data
     gw = data.get("gateway") or {}
     state_dir, _ = resolve_paths(env)
