@@ -1,0 +1,1 @@
+"""Alembic migrations for the parity store, applied programmatically by ``diffing.store`` at open."""
