@@ -27,9 +27,12 @@ from . import netns
 from .install import default_dir, install
 from .process import LegacyGateway, LegacyOptions, cleanup_outside_files, free_port, pid_alive, stop_pid, tail
 
+#: ``PARITY_LEGACY_RUN_DIR`` moves the detached runs and ``current.json`` (default ``.cache/legacy/run``).
+RUN_DIR_ENV = "PARITY_LEGACY_RUN_DIR"
+
 
 def _run_root() -> Path:
-    return default_dir() / "run"
+    return Path(os.environ.get(RUN_DIR_ENV) or default_dir() / "run")
 
 
 def _current_path() -> Path:
