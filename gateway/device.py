@@ -26,6 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from wire.device import payload_v2, payload_v3
+
 __all__ = [
     "DeviceCheck",
     "DeviceStore",
@@ -82,11 +84,12 @@ def build_device_payload(
     version: str, *, device_id: str, client_id: str, client_mode: str, role: str, scopes: Sequence[str],
     signed_at_ms: int, token: str | None, nonce: str, platform: str | None = None, device_family: str | None = None,
 ) -> str:
-    """``v3|id|client|mode|role|scopes|signedAt|token|nonce|platform|family`` (v2 stops after the nonce)."""
-    parts = [version, device_id, client_id, client_mode, role, ",".join(scopes), str(signed_at_ms), token or "", nonce]
+    """The signed string (``wire.device``): v3 adds normalized platform and device family to v2."""
+    common = {"device_id": device_id, "client_id": client_id, "client_mode": client_mode, "role": role,
+              "scopes": scopes, "signed_at_ms": signed_at_ms, "token": token, "nonce": nonce}
     if version == "v3":
-        parts += [(platform or "").lower(), (device_family or "").lower()]
-    return "|".join(parts)
+        return payload_v3(**common, platform=platform, device_family=device_family)
+    return payload_v2(**common)
 
 
 @dataclass(frozen=True, slots=True)
