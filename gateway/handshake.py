@@ -79,6 +79,11 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
         _fail(conn, rid, failure.error(), 1008, failure.message)
 
     method = result.method
+    if device is None and client["id"] in ("openclaw-control-ui", "webchat-ui") and not (
+            config.get("gateway.controlUi.allowInsecureAuth") or config.get("gateway.controlUi.dangerouslyDisableDeviceAuth")):
+        message = "control ui requires device identity (use HTTPS or localhost secure context)"
+        _fail(conn, rid, error_shape("INVALID_REQUEST", message, details={"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}))
+        return
     if device is None:
         if result.ok and role == "operator":
             if not (local and client["mode"] in ("cli", "backend")) or client["mode"] == "probe":
@@ -134,4 +139,3 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
     state.authorize(conn)
     log.info("connected client=%s mode=%s role=%s scopes=%d auth=%s", client["id"], client["mode"], role, len(scopes),
              auth_block["method"])
-    _ = config
