@@ -40,6 +40,7 @@ class FakeGateway:
     """
 
     token: str = "tok-legacy"
+    name: str = "fake"
     fault: str | None = None
     fixed_nonce: bool = True
     port: int = 0
@@ -57,6 +58,11 @@ class FakeGateway:
     async def start(self, port: int | None = None) -> FakeGateway:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
+
+        async def tag(_request: web.Request, response: web.StreamResponse) -> None:
+            response.headers["X-Gateway"] = self.name
+
+        app.on_response_prepare.append(tag)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port if port is not None else self.port, reuse_address=True)
@@ -151,7 +157,7 @@ class FakeGateway:
                         await ws.close(code=1008, message=b"unauthorized: gateway token mismatch")
                         break
                     await ws.send_str(json.dumps({"type": "res", "id": fid, "ok": True, "payload": {
-                        "type": "hello-ok", "protocol": 4, "server": {"version": "fake"}}}))
+                        "type": "hello-ok", "protocol": 4, "server": {"version": self.name}}}))
                     if self.fault == "abrupt":
                         assert request.transport is not None
                         request.transport.abort()

@@ -1,0 +1,107 @@
+"""Fault isolation: whatever the candidate does, the client transcript is the legacy's, the client sees no error,
+the proxy keeps serving, and the fault is counted in the metrics (issue 6 acceptance)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+from _timing import S, async_wait_until
+from shadow_fakes import FakeGateway, GarbageServer, free_port, http_transcript, ws_transcript
+
+from shadow.metrics import Metrics
+
+
+def _cand(m: Metrics, kind: str | None = None) -> float:
+    return m.total("parity_candidate_errors_total", **({"kind": kind} if kind else {}))
+
+
+FAULTS: dict[str, tuple[str | None, dict[str, int], Callable[[Metrics], bool], str]] = {
+    # name: (FakeGateway fault, limits, counted?, what the metric shows)
+    "slow-5s": ("slow", {}, lambda m: _cand(m, "timeout") > 0, "candidate_errors{kind=timeout}"),
+    "killed-mid-stream": ("kill", {}, lambda m: _cand(m, "closed") + _cand(m, "connect") > 0,
+                          "candidate_errors{kind=closed|connect}"),
+    "garbage-frames": ("garbage", {}, lambda m: _cand(m, "protocol") >= 2, "candidate_errors{kind=protocol}"),
+    "oversized-frame": ("oversized", {"max_frame": 1 << 20}, lambda m: _cand(m, "protocol") >= 1,
+                        "candidate_errors{kind=protocol} (1009)"),
+    "abrupt-close": ("abrupt", {}, lambda m: _cand(m, "closed") >= 1, "candidate_errors{kind=closed}"),
+    "event-flood": ("flood", {"global_queue": 256},
+                    lambda m: m.total("parity_dropped_total", stage="pair", reason="full") > 0,
+                    "dropped_total{stage=pair,reason=full}"),
+}
+
+
+async def _still_serving(url: str) -> None:
+    async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
+        assert r.status == 200 and await r.read() == b'{"ok":true,"status":"live"}'
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_candidate_fault_never_reaches_the_client(name: str, fake_legacy: FakeGateway, make_proxy) -> None:
+    fault, limits, counted, what = FAULTS[name]
+    candidate = await FakeGateway(token="tok-cand", fault=fault, fixed_nonce=False).start()
+    try:
+        direct_http = await http_transcript(fake_legacy.url)
+        direct_ws = await ws_transcript(fake_legacy.url)
+        proxy = await make_proxy(fake_legacy.url, candidate.url, limits=limits,
+                                 policy={"POST /tools/invoke": "mirror"})
+        # WS first so a fault that kills the candidate process hits an open mirror session mid-stream
+        assert await ws_transcript(proxy.url) == direct_ws
+        assert await http_transcript(proxy.url) == direct_http
+        await _still_serving(proxy.url)
+        await async_wait_until(lambda: counted(proxy.metrics), 15 * S, what=f"{name} counted as {what}")
+        assert proxy.metrics.total("parity_legacy_errors_total") == 0
+    finally:
+        await candidate.stop()
+
+
+async def test_candidate_down_at_start(fake_legacy: FakeGateway, make_proxy) -> None:
+    direct_http = await http_transcript(fake_legacy.url)
+    direct_ws = await ws_transcript(fake_legacy.url)
+    proxy = await make_proxy(fake_legacy.url, f"http://127.0.0.1:{free_port()}", policy={"GET /*": "mirror"})
+    assert await ws_transcript(proxy.url) == direct_ws
+    assert await http_transcript(proxy.url) == direct_http
+    await _still_serving(proxy.url)
+    await async_wait_until(lambda: _cand(proxy.metrics, "connect") >= 3, 10 * S, what="connect errors counted")
+    # retried with backoff (connect_retries=2 -> 3 attempts for the WS session), then gave up without harm
+    await async_wait_until(
+        lambda: proxy.metrics.total("parity_requests_total", leg="candidate", outcome="error") >= 1, 10 * S,
+        what="HTTP mirror failures counted as candidate errors")
+
+
+async def test_candidate_answers_invalid_http(fake_legacy: FakeGateway, make_proxy) -> None:
+    garbage = await GarbageServer().start()
+    try:
+        direct_http = await http_transcript(fake_legacy.url)
+        direct_ws = await ws_transcript(fake_legacy.url)
+        proxy = await make_proxy(fake_legacy.url, garbage.url)
+        assert await http_transcript(proxy.url) == direct_http
+        assert await ws_transcript(proxy.url) == direct_ws
+        await _still_serving(proxy.url)
+        await async_wait_until(lambda: _cand(proxy.metrics, "protocol") + _cand(proxy.metrics, "closed") >= 2,
+                               10 * S, what="invalid HTTP counted")
+        assert garbage.connections >= 2
+    finally:
+        await garbage.stop()
+
+
+async def test_legacy_down_gives_502_and_1011_then_recovers(make_proxy, fake_candidate: FakeGateway) -> None:
+    port = free_port()
+    proxy = await make_proxy(f"http://127.0.0.1:{port}", fake_candidate.url)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/healthz") as r:
+            body = await r.text()
+            assert r.status == 502
+            assert "legacy gateway is unavailable" in body and "connect" in body
+        async with s.ws_connect(proxy.url.replace("http", "ws") + "/") as ws:
+            msg = await ws.receive(5 * S)
+            assert msg.type is aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == 1011 and "legacy gateway unavailable" in (msg.extra or "")
+    assert proxy.metrics.total("parity_legacy_errors_total", kind="connect") >= 2
+    legacy = await FakeGateway(token="tok-legacy").start(port=port)
+    try:
+        await _still_serving(proxy.url)  # recovered by itself: no restart, no admin call
+        assert await ws_transcript(proxy.url) == await ws_transcript(legacy.url)
+    finally:
+        await legacy.stop()
