@@ -1,0 +1,104 @@
+"""recorder.replay.replay_trace against the loopback toy gateway: record on one, replay on another."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from recorder.format import Trace, read_trace
+from recorder.replay import replay_trace
+from recorder.runner import run_scenario
+from recorder.scenario import parse_text
+from recorder.target import Target
+from tests.recorder.conftest import ToyGateway
+from wire.model import Direction, Kind, Leg
+
+STEPS = """\
+scenarios:
+  - id: r
+    steps:
+      - ws_connect: {conn: c1, device: true}
+      - ws_rpc: {conn: c1, method: echo, id: fixed-id, params: {idempotencyKey: "{{uuid:k}}", text: "ping {{uuid:k}}"}}
+      - ws_rpc: {conn: c1, method: chat.send, params: {idempotencyKey: "{{uuid}}"}}
+      - ws_expect: {conn: c1, until: {event: chat, state: final}}
+      - ws_connect: {conn: c2, auth: {token: deliberately-wrong}}
+      - http: {method: POST, path: /hooks/wake, headers: {Authorization: "Bearer {{hook_token}}"}, json: {text: "wake {{uuid}}"}}
+      - ws_close: {conn: c1}
+"""
+
+
+async def _record(toy: ToyGateway) -> Trace:
+    sc = parse_text(STEPS, "r.yaml")[0]
+    buf = io.StringIO()
+    target = Target(url=toy.url, token=toy.token, hook_token=toy.hook_token)
+    result = await run_scenario(sc, target, stream=buf, recorded_at="t0")
+    assert result.ok, result.error
+    return read_trace(io.StringIO(buf.getvalue()), strict=True)
+
+
+async def test_replay_to_another_gateway_reproduces_the_exchange(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    recorded = await _record(toy)
+    target = Target(url=toy_b.url, token=toy_b.token, hook_token=toy_b.hook_token)
+    out = await replay_trace(recorded, target, leg=Leg.CANDIDATE)
+    assert out.complete, out.error
+    assert out.header.scenario == "r" and out.header.meta["leg"] == "candidate"
+    assert all(o.leg is Leg.CANDIDATE for o in out.observations)
+    # Same connections, same steps, same shape per connection (connections run concurrently).
+    def per_conn(tr: Trace) -> dict[str, list[tuple[object, ...]]]:
+        out: dict[str, list[tuple[object, ...]]] = {}
+        for o in tr.observations:
+            out.setdefault(o.conn, []).append((o.dir, o.kind, o.step))
+        return out
+
+    assert per_conn(out) == per_conn(recorded)
+    # toy_b accepted the connect: its own token went out and the device was re-signed against ITS nonce.
+    good = toy_b.connects[0]
+    assert good["auth"] == {"token": toy_b.token} and good["device"]["nonce"] in toy_b.nonces
+    assert good["device"]["id"] == target.identity.device_id
+    # The deliberately wrong token stayed wrong (it is "<REDACTED>" in the trace, and sent as such).
+    assert toy_b.connects[1]["auth"] == {"token": "<REDACTED>"}
+    closes = [o for o in out.observations if o.conn == "c2" and o.kind is Kind.WS_CLOSE]
+    assert closes and closes[0].code == 1008
+    # Request ids kept; other UUIDs fresh but consistent within the replay.
+    echo_sent = next(json.loads(f) for f in toy_b.seen if isinstance(f, str) and '"echo"' in f)
+    echo_rec = next(json.loads(o.data or "") for o in recorded.observations if '"echo"' in (o.data or ""))
+    assert echo_sent["id"] == "fixed-id"
+    key = echo_sent["params"]["idempotencyKey"]
+    assert key != echo_rec["params"]["idempotencyKey"] and echo_sent["params"]["text"] == f"ping {key}"
+    # HTTP: the hook token placeholder became toy_b's hook token.
+    method, path, headers, _ = next(s for s in toy_b.seen if isinstance(s, tuple) and len(s) == 4)
+    assert (method, path, headers["Authorization"]) == ("POST", "/hooks/wake", f"Bearer {toy_b.hook_token}")
+    # Nothing secret comes back.
+    text = "\n".join(json.dumps(o.to_json()) for o in out.observations)
+    assert toy_b.token not in text and toy_b.hook_token not in text
+
+
+async def test_events_recorded_under_an_expect_step_keep_that_step(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    recorded = await _record(toy)
+    out = await replay_trace(recorded, Target(url=toy_b.url, token=toy_b.token, hook_token=toy_b.hook_token),
+                             leg=Leg.CANDIDATE)
+    final = [o for o in out.observations if '"final"' in (o.data or "")]
+    assert [o.step for o in final] == ["s4"]
+
+
+async def test_a_down_target_gives_an_incomplete_trace_not_an_exception(toy: ToyGateway) -> None:
+    recorded = await _record(toy)
+    out = await replay_trace(recorded, Target(url="http://127.0.0.1:9", token="x"), leg=Leg.CANDIDATE, timeout=2)
+    assert not out.complete and "cannot open" in (out.error or "")
+    assert any(o.kind is Kind.ERROR for o in out.observations)
+
+
+async def test_speed_keeps_recorded_spacing(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    sc = parse_text("scenarios:\n  - id: s\n    steps:\n      - ws_connect: {conn: c1}\n      - sleep_ms: 400\n"
+                    "      - ws_rpc: {conn: c1, method: health}\n", "s.yaml")[0]
+    buf = io.StringIO()
+    assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
+    recorded = read_trace(io.StringIO(buf.getvalue()))
+    target = Target(url=toy_b.url, token=toy_b.token)
+    fast = await replay_trace(recorded, target, leg=Leg.CANDIDATE)
+    paced = await replay_trace(recorded, target, leg=Leg.CANDIDATE, speed=1.0)
+
+    def health_t(tr: Trace) -> float:
+        return next(o.t for o in tr.observations if o.dir is Direction.C2S and '"health"' in (o.data or ""))
+
+    assert health_t(paced) >= 0.4 > health_t(fast)
