@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         scenarios = load_scenarios(args.scenarios)
     except ScenarioError as exc:
-        console.print(f"[red]parity record: malformed scenario file:[/] {exc}", highlight=False)
+        print(f"parity record: malformed scenario file: {exc}", file=sys.stderr)
         return 2
     if args.only:
         unknown = sorted(set(args.only) - {s.id for s in scenarios})
         if unknown:
-            console.print(f"[red]parity record: unknown scenario id(s): {', '.join(unknown)}[/]")
+            print(f"parity record: unknown scenario id(s): {', '.join(unknown)}", file=sys.stderr)
             return 2
         scenarios = [s for s in scenarios if s.id in set(args.only)]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,8 @@ async def record_all(scenarios: list[Scenario], targets: _Targets, out: Path,
                                             extra_secrets=targets.secrets)
             results.append((sc, result))
             if not result.ok:
-                progress.console.print(f"[yellow]{sc.id}: {result.error}[/]", highlight=False)
+                progress.console.print(f"[yellow]{sc.id}: {result.error}[/]", highlight=False, markup=True,
+                                       soft_wrap=True)
             progress.advance(task)
     return results
 
@@ -125,11 +126,11 @@ def _summary(results: list[tuple[Scenario, ScenarioResult | None]], out: Path, c
     failed = [(s, r) for s, r in results if r is not None and not r.ok]
     skipped = [s for s, r in results if r is None]
     for s in skipped:
-        console.print(f"[yellow]skipped {s.id}: requires auth={s.auth_mode}; pass --password-target/--password "
-                      "or use --legacy[/]")
+        print(f"skipped {s.id}: requires auth={s.auth_mode}; pass --password-target/--password or use --legacy",
+              file=sys.stderr)
     if failed and all(r.upstream_down for _, r in failed) and ok == 0:
-        console.print(f"[red]parity record: target down: no scenario could reach it "
-                      f"({failed[0][1].error}). Partial traces kept, marked incomplete, in {out}[/]", highlight=False)
+        print(f"parity record: target down: no scenario could reach it ({failed[0][1].error}). "
+              f"Partial traces kept, marked incomplete, in {out}", file=sys.stderr)
         return 1
     print(f"recorded {ok}/{len(results)} scenarios into {out}"
           + (f"; {len(failed)} failed (kept as incomplete traces)" if failed else "")
@@ -170,5 +171,3 @@ def _booted_legacies(scenarios: list[Scenario], run_dir: Path | None, console: C
         yield _Targets(targets.get("token"), targets.get("password"), secrets)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(1)

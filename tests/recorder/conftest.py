@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from recorder.identity import verify
-from wire.device import device_id_from_public_key, b64url_decode, payload_v3
+from wire.device import b64url_decode, device_id_from_public_key, payload_v3
 
 
 @dataclass(eq=False)
@@ -36,7 +36,7 @@ class ToyGateway:
     nonces: list[str] = field(default_factory=list)
 
 
-GW_KEY: web.AppKey["ToyGateway"] = web.AppKey("gw")
+GW_KEY: web.AppKey[ToyGateway] = web.AppKey("gw")
 
 
 async def _ws(request: web.Request) -> web.WebSocketResponse:

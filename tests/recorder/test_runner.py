@@ -9,8 +9,8 @@ from recorder.format import read_trace
 from recorder.runner import run_scenario
 from recorder.scenario import parse_text
 from recorder.target import Target
-from wire.model import Direction, Kind
 from tests.recorder.conftest import ToyGateway
+from wire.model import Direction, Kind
 
 
 def _one(yaml_steps: str) -> object:
