@@ -451,7 +451,8 @@ def _unmatched(pair: Pair) -> Diff:
         if isinstance(first, Other):
             return Diff(pair.key, DiffKind.PROTOCOL_ERROR, value if missing else None, None if missing else value)
         kind = DiffKind.EVENT_MISSING if missing else DiffKind.EVENT_EXTRA
-        return Diff(pair.key, kind, value if missing else None, None if missing else value)
+        name = pair.key.rsplit("#", 1)[0]  # event:<name>, without the ordinal: one signature per event name
+        return Diff(name, kind, value if missing else None, None if missing else value)
     if pair.kind is ExchangeKind.CLOSE:
         return Diff("close.code", DiffKind.CLOSE_CODE, value if missing else None, None if missing else value)
     return Diff(

@@ -1,0 +1,156 @@
+"""Issue 3 acceptance against the real legacy: A/A parity of the golden traces, and one wrong-candidate test per
+finding kind (altered field, dropped event, changed status, changed close code, double answer).
+
+Each fault test first replays the trace through the proxy with no fault (baseline) and then with the fault;
+the fault must add exactly the expected signature and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wrong_candidate import WrongCandidate
+
+from diffing._cli_common import Loaded, load_traces, replay_and_diff
+from diffing.api import record
+from diffing.noise import NoiseCounter, propose
+from diffing.report import build_report
+from diffing.store import Store, signature_path
+from recorder.target import Target
+from wire.profiles.openclaw import OPENCLAW
+
+pytestmark = [pytest.mark.legacy, pytest.mark.slow]
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+logger = logging.getLogger(__name__)
+
+
+def _target(gw: Any, url: str | None = None) -> Target:
+    return Target(url=url or gw.http_url, token=gw.token, hook_token=gw.hook_token, name="t")
+
+
+def _golden() -> list[Loaded]:
+    traces, skipped = load_traces(sorted(str(p) for p in GOLDEN.glob("*.jsonl")), strict=True)
+    assert skipped == 0
+    return traces
+
+
+async def _signatures(legacy: Any, candidate_url: str, trace: str) -> set[tuple[str, str, str]]:
+    (item,) = load_traces([str(GOLDEN / trace)], strict=True)[0]
+    results = await replay_and_diff(item, _target(legacy), _target(legacy, candidate_url), OPENCLAW, timeout=15)
+    return {(r.group, signature_path(d.path), d.kind.value) for _, r in results for d in r.diffs}
+
+
+async def test_aa_golden_traces_reach_full_parity_after_profile_and_accepted_noise(legacy: Any, tmp_path: Path) -> None:
+    if not list(GOLDEN.glob("*.jsonl")):
+        pytest.skip("no golden traces in tests/golden (recorded by the recorder helper)")
+    traces = _golden()
+    store = await Store.open(f"sqlite:///{tmp_path / 'aa.db'}")
+    sem = asyncio.Semaphore(4)
+    t = _target(legacy)
+    try:
+        # Pass 1: learn the A/A noise the profile does not cover, and accept it (what `parity noise learn` does).
+        counter = NoiseCounter(runs=2)
+
+        async def learn(item: Loaded) -> None:
+            async with sem:
+                for _, result in await replay_and_diff(item, t, t, OPENCLAW, timeout=15):
+                    counter.add(result)
+
+        await asyncio.gather(*(learn(i) for i in traces))
+        proposals = propose(counter)
+        for p in proposals:
+            logger.warning("A/A noise beyond the profile: %s %s %s (%d/%d)", p["route"], p["path"], p["kind"],
+                           p["differing"], p["compared"])
+        ids = await store.propose_noise(proposals)
+        for rid in ids:
+            await store.set_noise_status(rid, "accepted")
+        compared = sum(counter.compared.values())
+        assert compared > 200, "the golden traces should give hundreds of pairs"
+        # The profile must do most of the work: noise beyond it stays a small share of the compared pairs.
+        noisy_pairs = max((p["differing"] for p in proposals), default=0)
+        assert len(proposals) <= 25, [f"{p['route']} {p['path']} {p['kind']}" for p in proposals]
+
+        # Pass 2: a fresh A/A run must be 100 % equal after profile + accepted noise.
+        run = await store.start_run(name="aa", source="replay")
+
+        async def replay(item: Loaded) -> None:
+            async with sem:
+                record(store, run, await replay_and_diff(item, t, t, OPENCLAW, timeout=15))
+
+        await asyncio.gather(*(replay(i) for i in traces))
+        await store.finish_run(run)
+        report = await build_report(store, run, top=50)
+        leftovers = [f"{s.route} {s.path} {s.kind} x{s.count_in_run}: {s.exemplars[:1]}" for s in report.signatures]
+        assert report.pairs > 200
+        assert report.parity == 1.0, leftovers
+        assert report.scenario_parity == 1.0
+        logger.warning("A/A: %d pairs, %d noise rules beyond the profile (max %d pairs each), field parity %.4f",
+                       report.pairs, len(proposals), noisy_pairs, report.field_parity or 0)
+    finally:
+        await store.close()
+
+
+async def _fault_case(legacy: Any, proxy: WrongCandidate, trace: str, install: Any,
+                      expected: tuple[str, str, str]) -> None:
+    baseline = await _signatures(legacy, proxy.url, trace)
+    install(proxy.fault)
+    faulty = await _signatures(legacy, proxy.url, trace)
+    assert proxy.fault.hits, "the fault never fired"
+    assert expected not in baseline, baseline
+    assert faulty - baseline == {expected}, (faulty, baseline)
+
+
+async def test_altered_field_is_one_value_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    def alter(f: dict[str, Any]) -> list[dict[str, Any]]:
+        if f.get("type") == "res" and isinstance(f.get("payload"), dict) and "heartbeatSeconds" in f["payload"]:
+            f["payload"]["heartbeatSeconds"] = 1
+        return [f]
+
+    def install(fault: Any) -> None:
+        fault.ws_text = alter
+
+    await _fault_case(legacy, wrong_candidate, "rpc-health.jsonl", install, ("health", "payload.heartbeatSeconds", "value"))
+
+
+async def test_dropped_event_is_one_event_missing_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    def drop(f: dict[str, Any]) -> list[dict[str, Any]]:
+        if f.get("type") == "event" and f.get("event") == "chat" and (f.get("payload") or {}).get("state") == "final":
+            return []
+        return [f]
+
+    def install(fault: Any) -> None:
+        fault.ws_text = drop
+
+    await _fault_case(legacy, wrong_candidate, "ws-chat-send-turn.jsonl", install, ("chat", "event:chat", "event-missing"))
+
+
+async def test_changed_status_is_one_status_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    def install(fault: Any) -> None:
+        fault.http_status = lambda method, path, status: 503 if path == "/healthz" else status
+
+    await _fault_case(legacy, wrong_candidate, "http-healthz.jsonl", install, ("GET /healthz", "status", "status"))
+
+
+async def test_changed_close_code_is_one_close_code_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    def install(fault: Any) -> None:
+        fault.close_code = lambda code: 1011 if code == 1008 else code
+
+    await _fault_case(legacy, wrong_candidate, "ws-connect-wrong-token.jsonl", install,
+                      ("<close>", "close.code", "close-code"))
+
+
+async def test_double_answer_is_one_frame_count_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    def twice(f: dict[str, Any]) -> list[dict[str, Any]]:
+        if f.get("type") == "res" and isinstance(f.get("payload"), dict) and "heartbeatSeconds" in f["payload"]:
+            return [f, f]
+        return [f]
+
+    def install(fault: Any) -> None:
+        fault.ws_text = twice
+
+    await _fault_case(legacy, wrong_candidate, "rpc-health.jsonl", install, ("health", "responses", "frame-count"))
