@@ -41,17 +41,57 @@ def _position(text: str, pos: int) -> str:
     return f"at position {pos} (line {line} column {col})"
 
 
-def _snippet(text: str) -> str:
-    return text if len(text) <= 10 else text[:10] + "..."
+def _unexpected_token(text: str, pos: int) -> str:
+    """V8's ``Unexpected token`` text with its source context (10 characters either side on long inputs)."""
+    ch, n, ctx = text[pos], len(text), 10
+    if n <= 2 * ctx + 1:
+        return f"Unexpected token '{ch}', \"{text}\" is not valid JSON"
+    if pos < ctx:
+        return f"Unexpected token '{ch}', \"{text[:pos + ctx]}\"... is not valid JSON"
+    if pos < n - ctx:
+        return f"Unexpected token '{ch}', ...\"{text[pos - ctx:pos + ctx]}\"... is not valid JSON"
+    return f"Unexpected token '{ch}', ...\"{text[pos - ctx:]}\" is not valid JSON"
 
 
-def v8_json_error(text: str, exc: json.JSONDecodeError) -> str:
-    """Phrase ``exc`` (raised while parsing ``text``) like V8's ``JSON.parse`` message."""
-    msg, pos = exc.msg, exc.pos
-    at = _position(text, pos)
+def _value_error(text: str, pos: int) -> str:
+    """Python's "Expecting value" at ``pos``, phrased like V8 (which scans literals and numbers first)."""
     if pos >= len(text):
         return "Unexpected end of JSON input"
     ch = text[pos]
+    for literal in ("true", "false", "null"):
+        if ch == literal[0]:
+            i = 0
+            while i < len(literal) and pos + i < len(text) and text[pos + i] == literal[i]:
+                i += 1
+            if pos + i >= len(text):
+                return "Unexpected end of JSON input"
+            return _unexpected_token(text, pos + i)
+    if ch == "-":
+        if pos + 1 >= len(text) or not text[pos + 1].isdigit():
+            return f"No number after minus sign in JSON {_position(text, pos + 1)}"
+    return _unexpected_token(text, pos)
+
+
+def _number_error(text: str, pos: int) -> str | None:
+    """V8 number texts where Python only sees a missing delimiter after a number prefix."""
+    if pos >= len(text) or pos == 0:
+        return None
+    ch, prev = text[pos], text[pos - 1]
+    if ch.isdigit() and prev == "0" and (pos < 2 or not text[pos - 2].isdigit()):
+        return f"Unexpected number in JSON {_position(text, pos)}"
+    if ch == "." and prev.isdigit() and (pos + 1 >= len(text) or not text[pos + 1].isdigit()):
+        return f"Unterminated fractional number in JSON {_position(text, pos + 1)}"
+    if ch in "eE" and prev.isdigit():
+        j = pos + 1 + (1 if pos + 1 < len(text) and text[pos + 1] in "+-" else 0)
+        if j >= len(text) or not text[j].isdigit():
+            return f"Exponent part is missing a number in JSON {_position(text, j)}"
+    return None
+
+
+def v8_json_error(text: str, exc: json.JSONDecodeError) -> str:
+    """Phrase ``exc`` (raised while parsing the trimmed body ``text``) like V8's ``JSON.parse`` message."""
+    msg, pos = exc.msg, exc.pos
+    at = _position(text, pos)
     if msg.startswith("Expecting property name enclosed in double quotes"):
         before = text[:pos].rstrip(_JS_WS)
         if before.endswith(","):
@@ -60,21 +100,29 @@ def v8_json_error(text: str, exc: json.JSONDecodeError) -> str:
     if msg.startswith("Expecting ':' delimiter"):
         return f"Expected ':' after property name in JSON {at}"
     if msg.startswith("Expecting ',' delimiter"):
-        opener = _innermost_open(text, pos)
-        if opener == "[":
+        number = _number_error(text, pos)
+        if number:
+            return number
+        if _innermost_open(text, pos) == "[":
             return f"Expected ',' or ']' after array element in JSON {at}"
         return f"Expected ',' or '}}' after property value in JSON {at}"
     if msg.startswith("Extra data"):
+        number = _number_error(text, pos)
+        if number:
+            return number
         return f"Unexpected non-whitespace character after JSON {at}"
     if msg.startswith("Unterminated string"):
-        return f"Unterminated string in JSON {at}"
+        return f"Unterminated string in JSON {_position(text, len(text))}"
     if msg.startswith("Invalid control character"):
         return f"Bad control character in string literal in JSON {at}"
-    if msg.startswith("Invalid \\escape") or msg.startswith("Invalid \\u"):
-        return f"Bad escaped character in JSON {at}"
-    if pos == 0:
-        return f"Unexpected token '{ch}', \"{_snippet(text)}\" is not valid JSON"
-    return f"Unexpected token '{ch}', \"{_snippet(text)}\" is not valid JSON"
+    if msg.startswith("Invalid \\uXXXX escape"):
+        i = pos + 1  # Python points at the "u"; V8 at the first non-hex digit
+        while i < len(text) and i < pos + 5 and text[i] in "0123456789abcdefABCDEF":
+            i += 1
+        return f"Bad Unicode escape in JSON {_position(text, i)}"
+    if msg.startswith("Invalid \\escape"):
+        return f"Bad escaped character in JSON {_position(text, pos + 1)}"
+    return _value_error(text, pos)
 
 
 def _innermost_open(text: str, pos: int) -> str:

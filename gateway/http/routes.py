@@ -55,9 +55,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if chat_on and path == "/v1/chat/completions":
         return await openai.handle_chat_completions(request)
     control_ui = request.app[CONFIG_KEY].get("gateway.controlUi.enabled", True) is not False
-    if (control_ui and kind == "outside" and hh.is_control_ui_path(path, request.method)
-            and hh.accepts_html(request.headers.get("Accept"))):
-        return hh.control_ui_response(request)
+    if control_ui and kind == "outside" and hh.is_control_ui_path(path, request.method):
+        if hh.accepts_html(request.headers.get("Accept")):
+            return hh.control_ui_response(request)
+        return hh.control_ui_not_found()
     return hh.not_found()
 
 
