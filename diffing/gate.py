@@ -7,8 +7,8 @@ comment (Markdown). ``diffing.cli_gate`` loads the per-group figures from the pa
 
 Verdict per group, in this order:
 
-1. ``fail`` when an unreviewed mismatch signature is above the group's allowed severity (real evidence, whatever
-   the sample size);
+1. ``fail`` when a mismatch signature reviewed as ``bug``, or an unreviewed one above the group's allowed
+   severity, was seen in the group (real evidence, whatever the sample size); ``expected`` ones never block;
 2. ``inconclusive`` when fewer than ``min_samples`` compared pairs, or no paired latencies for the ratio;
 3. ``fail`` when parity < ``min_parity``, the latency-ratio CI upper bound > ``max_latency_ratio``, or the
    candidate error rate exceeds the legacy's by more than ``max_error_rate_delta``;
@@ -201,7 +201,9 @@ def parse_policy(data: Mapping[str, Any], *, source: str = "<policy>") -> GatePo
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}.name: required, a non-empty string")
         if name in seen or name == UNMATCHED_GROUP:
-            raise ConfigError(f"{where}.name: {name!r} is used twice (or is the reserved catch-all {UNMATCHED_GROUP!r})")
+            raise ConfigError(
+                f"{where}.name: {name!r} is used twice (or is the reserved catch-all {UNMATCHED_GROUP!r})"
+            )
         seen.add(name)
         match = table.get("match")
         if isinstance(match, str):
@@ -241,8 +243,13 @@ class SignatureStat:
     path: str
     kind: str
     count: int
-    reviewed: bool = False
+    review: str = "unreviewed"  # unreviewed | expected | bug (the store's review states)
     example: str = ""
+
+    @property
+    def blocks_always(self) -> bool:
+        """A signature reviewed as a bug blocks the cutover whatever its severity."""
+        return self.review == "bug"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -322,18 +329,23 @@ def judge(policy: GroupPolicy, stats: GroupStats, gate: GatePolicy) -> GroupResu
         return GroupResult(policy, stats, Verdict.PASS, (check,), skipped=True)
     allowed = SEVERITIES.index(policy.max_unreviewed_severity)
     blocking = [
-        s for s in stats.signatures if not s.reviewed and SEVERITIES.index(gate.severity_of(s.kind)) > allowed
+        s
+        for s in stats.signatures
+        if s.blocks_always or (s.review == "unreviewed" and SEVERITIES.index(gate.severity_of(s.kind)) > allowed)
     ]
     blocking.sort(key=lambda s: (-SEVERITIES.index(gate.severity_of(s.kind)), -s.count, s.route, s.path))
     if blocking:
         shown = ", ".join(
-            f"{gate.severity_of(s.kind)} {s.kind} at {s.route} {s.path or '<root>'} x{s.count}" for s in blocking[:5]
+            f"{gate.severity_of(s.kind)} {s.kind} at {s.route} {s.path or '<root>'} x{s.count}"
+            + (" (bug)" if s.blocks_always else "")
+            for s in blocking[:5]
         )
         more = f" (+{len(blocking) - 5} more)" if len(blocking) > 5 else ""
         sig = Check(
             "signatures",
             False,
-            f"{len(blocking)} unreviewed signature(s) above {policy.max_unreviewed_severity}: {shown}{more}",
+            f"{len(blocking)} blocking signature(s) (reviewed as bug, or unreviewed above "
+            f"{policy.max_unreviewed_severity}): {shown}{more}",
         )
     else:
         sig = Check("signatures", True, f"no unreviewed signature above {policy.max_unreviewed_severity}")
@@ -352,7 +364,9 @@ def judge(policy: GroupPolicy, stats: GroupStats, gate: GatePolicy) -> GroupResu
         f"parity {_fmt(parity)} ({stats.matches}/{stats.pairs}) vs min {policy.min_parity}",
     )
     if stats.latency_ratio_ci is None:
-        latency = Check("latency_ratio", None, f"no paired latencies; latency ratio CI unknown (max {policy.max_latency_ratio})")
+        latency = Check(
+            "latency_ratio", None, f"no paired latencies; latency ratio CI unknown (max {policy.max_latency_ratio})"
+        )
     else:
         low, high = stats.latency_ratio_ci
         latency = Check(
@@ -413,7 +427,7 @@ def _evidence(result: GroupResult) -> str:
         mark = {True: "ok", False: "FAIL", None: "??"}[check.ok]
         lines.append(f"[{mark}] {check.name}: {check.evidence}")
     for s in result.stats.signatures[:5]:
-        state = "reviewed" if s.reviewed else "unreviewed"
+        state = s.review
         example = f" e.g. {s.example}" if s.example else ""
         lines.append(f"signature {s.kind} {s.route} {s.path or '<root>'} x{s.count} ({state}){example}")
     return "\n".join(lines)
@@ -483,7 +497,9 @@ def to_markdown(result: GateResult) -> str:
     if details:
         lines += ["", "### Evidence", ""]
         for r in details:
-            lines.append(f"<details><summary>{_md_cell(r.policy.name)}: {r.verdict.value} — {_md_cell(r.reason)}</summary>")
+            lines.append(
+                f"<details><summary>{_md_cell(r.policy.name)}: {r.verdict.value} — {_md_cell(r.reason)}</summary>"
+            )
             lines += ["", "```", _evidence(r), "```", "", "</details>", ""]
     return "\n".join(lines).rstrip() + "\n"
 

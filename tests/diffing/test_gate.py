@@ -112,7 +112,7 @@ def test_missing_required_group_is_inconclusive() -> None:
         (dict(latency_ratio=1.4, latency_ratio_ci=(1.2, 1.61)), "[1.200, 1.610] upper vs max 1.5"),
         (dict(candidate_errors=3, legacy_errors=1), "candidate error rate delta 0.0200 (candidate 3, legacy 1 of 100)"),
         (dict(signatures=(SignatureStat(route="health", path="payload.ok", kind="value", count=4),)),
-         "1 unreviewed signature(s) above minor: major value at health payload.ok x4"),
+         "1 blocking signature(s) (reviewed as bug, or unreviewed above minor): major value at health payload.ok x4"),
     ],
     ids=["parity", "latency", "errors", "signature"],
 )
@@ -131,10 +131,17 @@ def test_edges_are_inclusive() -> None:
 
 def test_reviewed_or_low_severity_signatures_do_not_block() -> None:
     sigs = (
-        SignatureStat(route="health", path="payload.x", kind="value", count=2, reviewed=True),
+        SignatureStat(route="health", path="payload.x", kind="value", count=2, review="expected"),
         SignatureStat(route="health", path="payload.list", kind="order", count=9),
     )
     assert evaluate(policy(), [good("chat"), good("reads", signatures=sigs)]).verdict is Verdict.PASS
+
+
+def test_signature_reviewed_as_bug_blocks_whatever_its_severity() -> None:
+    sig = SignatureStat(route="health", path="payload.list", kind="order", count=1, review="bug")
+    result = evaluate(policy(), [good("chat"), good("reads", signatures=(sig,))])
+    assert result.verdict is Verdict.FAIL
+    assert "minor order at health payload.list x1 (bug)" in result.groups[1].reason
 
 
 def test_blocking_signature_fails_even_with_few_samples() -> None:
