@@ -10,6 +10,7 @@ fast with the last 30 log lines. Stop is SIGTERM, up to 20 s, then SIGKILL to th
 
 from __future__ import annotations
 
+import atexit
 import errno
 import hashlib
 import json
@@ -22,6 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,19 @@ DEFAULT_READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 LOCK_DIR = Path(f"/tmp/openclaw-state-locks-{os.getuid()}")
 OPENCLAW_TMP = Path("/tmp/openclaw")
+
+#: Legacies started by this process and not yet stopped; stopped at interpreter exit so none is left orphaned.
+_RUNNING: weakref.WeakSet[LegacyGateway] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for gw in list(_RUNNING):
+        logger.warning("stopping legacy pid %d left running at exit", gw.pid)
+        try:
+            gw.stop()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            logger.exception("could not stop legacy pid %d", gw.pid)
 
 
 def port_is_free(port: int) -> bool:
@@ -233,6 +248,7 @@ class LegacyGateway:
                 raise LegacyError(f"could not run {installation.node}: {exc}") from exc
         gw = cls(options=options, installation=installation, layout=layout, port=port, token=token,
                  password=password, hook_token=hook_token, process=process, created_openclaw_tmp=created_tmp)
+        _RUNNING.add(gw)
         timeout = options.ready_timeout
         if timeout is None:
             timeout = float(os.environ.get(READY_TIMEOUT_ENV) or DEFAULT_READY_TIMEOUT_S)
@@ -287,6 +303,7 @@ class LegacyGateway:
                 pass
             self.returncode = self.process.wait(timeout=30)
             self._cleanup_outside_files()
+            _RUNNING.discard(self)
         return self.returncode
 
     def _cleanup_outside_files(self) -> None:

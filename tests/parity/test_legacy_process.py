@@ -173,3 +173,15 @@ def test_boot_timeout_is_an_error_with_log_lines_and_kills_the_gateway(tmp_path:
         assert cwd != str((tmp_path / "slow").resolve()), f"pid {pid} of the timed-out run is still alive"
     assert not lock_files_for(tmp_path / "slow")
 
+
+
+def test_legacy_b_is_an_independent_second_legacy(legacy: LegacyGateway, legacy_b: LegacyGateway) -> None:
+    assert legacy_b.is_running() and legacy.is_running()
+    assert legacy_b.port != legacy.port and legacy_b.pid != legacy.pid
+    assert legacy_b.token != legacy.token and legacy_b.hook_token != legacy.hook_token
+    assert legacy_b.state_dir != legacy.state_dir
+    assert _get(f"{legacy_b.http_url}/readyz")[0] == 200
+    assert legacy_b.token is not None and legacy.token is not None
+    # Each accepts only its own token.
+    assert _get(f"{legacy_b.http_url}/v1/models", {"Authorization": f"Bearer {legacy_b.token}"})[0] == 200
+    assert _get(f"{legacy_b.http_url}/v1/models", {"Authorization": f"Bearer {legacy.token}"})[0] == 401
