@@ -61,8 +61,11 @@ class WsClient:
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.challenge: dict[str, Any] = {}
+        self.pending: list[dict[str, Any]] = []  # frames skipped while waiting for a response
 
     async def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+        if self.pending:
+            return self.pending.pop(0)
         return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))  # type: ignore[no-any-return]
 
     async def send(self, obj: Any) -> None:
@@ -79,9 +82,10 @@ class WsClient:
     async def response(self, rid: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
-            frame = await self.recv(max(0.01, deadline - time.monotonic()))
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic())))
             if frame.get("type") == "res" and frame.get("id") == rid:
-                return frame
+                return frame  # type: ignore[no-any-return]
+            self.pending.append(frame)
 
     async def call(self, method: str, params: Any = None) -> dict[str, Any]:
         rid = str(uuid.uuid4())

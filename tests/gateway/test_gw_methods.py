@@ -1,0 +1,123 @@
+"""RPC methods answered from real state, with the legacy's key sets (reference §2.11) and params texts (§2.6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from conftest import GatewayFactory, RunningGateway, offline_config, open_client
+
+from parity.legacy import FakeModelServer
+
+KEYS = {
+    "health": {"agents", "channelLabels", "channelOrder", "channels", "configReload", "defaultAgentId", "durationMs",
+               "eventLoop", "heartbeatSeconds", "modelRuntime", "ok", "plugins", "sessions", "ts"},
+    "status": {"channelSummary", "degradedPlugins", "degradedSecretOwners", "eventLoop", "heartbeat", "hostDesktop",
+               "modelRuntime", "pid", "processMemory", "queuedSystemEvents", "runtimeVersion", "sessions",
+               "shutdownBudget", "taskAudit", "tasks", "workerPools"},
+    "system.info": {"arch", "cpuCount", "cpuModel", "defaultAgentUtilityModel", "diskAvailableBytes", "diskPath",
+                    "diskTotalBytes", "disks", "eventLoop", "hostname", "loadAverage", "machineName", "memoryFreeBytes",
+                    "memoryTotalBytes", "nodeVersion", "osLabel", "pid", "platform", "port", "processInstanceId",
+                    "processMemory", "release", "uptimeMs"},
+    "config.get": {"agentRosterIncludeOwned", "appliedConfigHash", "bindingsIncludeOwned", "config", "configRevisionHash",
+                   "exists", "hash", "includeProvenance", "includedPaths", "issues", "legacyIssues", "parsed", "path",
+                   "raw", "resolved", "runtimeConfig", "sourceConfig", "valid", "warnings"},
+    "sessions.list": {"ts", "path", "count", "totalCount", "limitApplied", "nextOffset", "hasMore", "owners", "defaults",
+                      "sessions"},
+    "tools.catalog": {"agentId", "groups", "profiles"},
+    "channels.status": {"channelAccounts", "channelDefaultAccountId", "channelDetailLabels", "channelLabels", "channelMeta",
+                        "channelOrder", "channelSystemImages", "channels", "eventLoop", "statusIssues", "ts"},
+    "usage.status": {"updatedAt", "providers"},
+    "cron.status": {"enabled", "jobs", "nextWakeAtMs", "sqlitePath", "storage", "storePath", "triggersEnabled"},
+    "cron.list": {"deliveryPreviews", "hasMore", "jobs", "limit", "nextOffset", "offset", "snapshotRevision", "total"},
+    "node.list": {"ts", "nodes"},
+    "device.pair.list": {"paired", "pending"},
+    "gateway.identity.get": {"deviceId", "publicKey"},
+    "hooks.status": {"hooks", "managedHooksDir", "workspaceDir"},
+    "agent.identity.get": {"agentId", "avatar", "name", "nameSource"},
+    "commands.list": {"commands"},
+}
+
+
+async def test_read_methods_have_the_legacy_keys(gw: RunningGateway) -> None:
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        for name, keys in KEYS.items():
+            res = await c.call(name, {})
+            assert res["ok"], (name, res)
+            assert keys <= set(res["payload"]), (name, keys - set(res["payload"]))
+        health = [await c.call("health", p) for p in ({}, None, "not-an-object", {"bogus": 1})]
+        assert all(h["ok"] for h in health) and len({h["payload"]["ts"] for h in health}) == 1  # cached snapshot
+        assert (await c.call("last-heartbeat"))["payload"] is None
+        presence = (await c.call("system-presence"))["payload"]
+        assert presence[0]["mode"] == "gateway" and presence[0]["reason"] == "self"
+
+
+async def test_models_and_agents_come_from_config(gw: RunningGateway) -> None:
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        models = (await c.call("models.list"))["payload"]
+        assert models == {"models": [{"id": "fake-model", "name": "Fake", "provider": "fakellm", "contextWindow": 32000,
+                                      "reasoning": False, "tags": ["default"], "thinkingLevels": [{"id": "off", "label": "off"}],
+                                      "thinkingDefault": "off", "available": True}]}
+        agents = (await c.call("agents.list"))["payload"]
+        assert agents["defaultId"] == "main" and agents["agents"][0]["model"] == {"primary": "fakellm/fake-model"}
+        ident = (await c.call("gateway.identity.get"))["payload"]
+        assert len(ident["deviceId"]) == 64 and len(ident["publicKey"]) == 43
+
+
+async def test_identity_persists_across_restarts(gw_factory: GatewayFactory, tmp_path: Any) -> None:
+    async with gw_factory() as g:
+        first = g.app
+        from gateway.app import IDENTITY_KEY
+        ident = first[IDENTITY_KEY]
+        from gateway.device import GatewayIdentity
+        assert GatewayIdentity.load_or_create(g.state_dir).device_id == ident.device_id
+
+
+async def test_config_get_redacts_secrets(gw: RunningGateway) -> None:
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        payload = (await c.call("config.get"))["payload"]
+        assert payload["config"]["gateway"]["auth"]["token"] == "__OPENCLAW_REDACTED__"
+        assert payload["config"]["models"]["providers"]["fakellm"]["apiKey"] == "__OPENCLAW_REDACTED__"
+        assert gw.token not in json.dumps(payload) and "fake-key" not in json.dumps(payload)
+        assert payload["appliedConfigHash"].startswith("hmac-sha256:v1:")
+
+
+async def test_params_validation_texts(gw: RunningGateway) -> None:
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        assert (await c.call("tools.effective", {}))["error"] == {
+            "code": "INVALID_REQUEST", "message": "invalid tools.effective params: must have required property 'sessionKey'"}
+        assert (await c.call("chat.history", {}))["error"]["message"] == (
+            "invalid chat.history params: must have required property 'sessionKey'")
+        assert (await c.call("chat.send", {"sessionKey": "main", "message": "x"}))["error"]["message"] == (
+            "invalid chat.send params: must have required property 'idempotencyKey'")
+        assert (await c.call("agents.list", {"x": 1}))["error"]["message"] == (
+            "invalid agents.list params: at root: unexpected property 'x'")
+
+
+async def test_chat_send_runs_a_turn_and_dedupes(gw_factory: GatewayFactory, fake_model: FakeModelServer) -> None:
+    async with gw_factory(data=offline_config("tok-" + "a" * 20, fake_model.url)) as g, open_client(g.url) as c:
+        assert (await c.connect(auth={"token": "tok-" + "a" * 20}))["ok"]
+        res = await c.call("chat.send", {"sessionKey": "main", "message": "ping", "idempotencyKey": "idem-1"})
+        assert res["payload"] == {"runId": "idem-1", "status": "started"}
+        replay = await c.call("chat.send", {"sessionKey": "main", "message": "ping", "idempotencyKey": "idem-1"})
+        assert replay["payload"]["runId"] == "idem-1" and replay["payload"]["status"] != "started"
+        final = None
+        seqs = []
+        async with asyncio.timeout(30):
+            while final is None:
+                frame = await c.recv(30)
+                if frame.get("type") == "event":
+                    seqs.append(frame["seq"])
+                if frame.get("event") == "chat" and frame["payload"].get("state") == "final":
+                    final = frame["payload"]
+        assert final["runId"] == "idem-1" and final["sessionKey"] == "agent:main:main"
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        history = (await c.call("chat.history", {"sessionKey": "main"}))["payload"]
+        assert history["sessionKey"] == "agent:main:main" and history["totalMessages"] >= 2
+        listed = (await c.call("sessions.list"))["payload"]
+        assert [s["key"] for s in listed["sessions"]] == ["agent:main:main"] and listed["count"] == 1
