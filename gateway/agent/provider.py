@@ -126,10 +126,10 @@ class ProviderClient:
         """Raise ``ProviderError`` unless ``GET <baseUrl>/models`` answered 2xx (outcome cached 5 min)."""
         cached = self.preflight_cache.get(ref.base_url)
         if cached is not None:
-            ok, error = cached
+            ok, cached_error = cached
             if ok:
                 return
-            raise ProviderError(error or "provider preflight failed (cached)")
+            raise ProviderError(cached_error or "provider preflight failed (cached)")
         error: str | None = None
         try:
             timeout = aiohttp.ClientTimeout(total=_CONNECT_TIMEOUT_S)

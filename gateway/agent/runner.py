@@ -73,7 +73,8 @@ def _text_of(content: Any) -> str:
 
 def _history_messages(sessions: SessionStore, key: str) -> list[dict[str, Any]]:
     out = []
-    for m in sessions.history(key, limit=40):
+    past: Any = sessions.history(key, limit=40)
+    for m in past:
         role = m.get("role")
         if role in ("user", "assistant", "system"):
             text = _text_of(m.get("content"))
@@ -99,6 +100,7 @@ class _Events:
 
     async def agent(self, stream: str, data: dict[str, Any], *, with_session_id: bool = False) -> None:
         self.seq += 1
+        payload: dict[str, Any]
         if with_session_id:
             payload = {"runId": self.run_id, "sessionKey": self.key, "sessionId": self.sid, "agentId": self.agent_id,
                        "stream": stream, "data": data}
@@ -197,7 +199,8 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
         return await _fail(ev, sessions, key, run_id, session_id, started, str(exc))
     stop = "length" if finish == "length" else "stop"
     if usage is not None:
-        await ev.agent("usage", {"outputTokens": usage.output})
+        await ev.raw_agent({"runId": run_id, "sessionKey": key, "stream": "usage",
+                            "data": {"outputTokens": usage.output}, "agentId": ev.agent_id})
     ended = _now_ms()
     await ev.agent("lifecycle", {"phase": "finishing", "stopReason": stop, "aborted": False,
                                  "livenessState": "working", "endedAt": ended}, with_session_id=True)

@@ -136,7 +136,7 @@ class HookMapping:
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any], index: int) -> HookMapping:
-        match = mapping.get("match") if isinstance(mapping.get("match"), Mapping) else {}
+        match: Mapping[str, Any] = mapping["match"] if isinstance(mapping.get("match"), Mapping) else {}
         for_each = _opt(mapping.get("forEach"))
         if for_each and (re.search(r"[.\[\]]", for_each) or for_each in _BLOCKED):
             raise MappingError(f"Hook mapping forEach must be a top-level payload key: {mapping.get('forEach')}")
@@ -163,7 +163,7 @@ class HookMapping:
         if self.raw.get("transform"):
             raise MappingError(f"hook mapping {self.id}: JS transforms are not supported by pyclaw")
         sk = self.raw.get("sessionKey")
-        sk_src = ("templated" if _TEMPLATE.search(sk) else "static") if _opt(sk) else None
+        sk_src = ("templated" if _TEMPLATE.search(str(sk)) else "static") if _opt(sk) else None
         if self.action == "wake":
             return HookAction(kind="wake", mapping_id=self.id, text=render_template(self.raw.get("textTemplate"), ctx),
                               mode=self.wake_mode, agent_id=_opt(self.raw.get("agentId")),

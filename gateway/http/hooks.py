@@ -63,7 +63,7 @@ class HooksSettings:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> HooksSettings | None:
         """``None`` when hooks are disabled; ``ConfigError`` with the legacy's text when misconfigured."""
-        hooks = cfg.get("hooks") if isinstance(cfg.get("hooks"), Mapping) else {}
+        hooks: Mapping[str, Any] = cfg["hooks"] if isinstance(cfg.get("hooks"), Mapping) else {}
         if hooks.get("enabled") is not True:
             return None
         token = _opt(hooks.get("token"))

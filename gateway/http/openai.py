@@ -184,7 +184,7 @@ def _emitter(request: web.Request, on_agent: Any = None) -> Any:
     return emit
 
 
-async def _authorize_post(request: web.Request) -> web.StreamResponse | dict[str, Any] | Any:
+async def _authorize_post(request: web.Request) -> web.StreamResponse | _Body:
     if request.method != "POST":
         return hh.method_not_allowed("POST")
     denied = await require_bearer(request)
