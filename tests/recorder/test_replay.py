@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from recorder.format import Trace, read_trace
 from recorder.replay import replay_trace
@@ -102,3 +106,38 @@ async def test_speed_keeps_recorded_spacing(toy: ToyGateway, toy_b: ToyGateway) 
         return next(o.t for o in tr.observations if o.dir is Direction.C2S and '"health"' in (o.data or ""))
 
     assert health_t(paced) >= 0.4 > health_t(fast)
+
+
+# --- against the real legacy -------------------------------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def _outcomes(tr: Trace) -> list[tuple[str, object]]:
+    """Per observation that matters: connect/res ok flags, close codes, HTTP statuses (per connection order)."""
+    out: list[tuple[str, object]] = []
+    for o in tr.observations:
+        if o.kind is Kind.HTTP_RESPONSE:
+            out.append((o.conn, o.status))
+        elif o.kind is Kind.WS_CLOSE and o.dir is Direction.S2C:
+            out.append((o.conn, o.code))
+        elif o.kind is Kind.WS_TEXT and o.dir is Direction.S2C and (o.data or "").startswith('{"type":"res"'):
+            out.append((o.conn, json.loads(o.data or "{}").get("ok")))
+    return sorted(out, key=lambda x: x[0])
+
+
+@pytest.mark.parametrize("sid", [
+    "ws-connect-device-v3", "ws-connect-device-v3-family", "ws-connect-wrong-token", "ws-connect-bogus-device",
+    "ws-second-connect", "ws-chat-send-turn", "hooks-wake-ok-bearer", "hooks-wake-coalesced", "tools-invoke-ok",
+    "v1-models", "ws-preauth-oversize",
+])
+async def test_golden_traces_replay_against_the_legacy_with_the_same_outcomes(legacy: Any, sid: str) -> None:
+    with (GOLDEN / f"{sid}.jsonl").open() as f:
+        golden = read_trace(f, strict=True)
+    target = Target(url=legacy.http_url, token=legacy.token, hook_token=legacy.hook_token, name="legacy")
+    out = await replay_trace(golden, target, leg=Leg.LEGACY)
+    assert out.complete, out.error
+    # A re-signed device connect is accepted by the real gateway; every status and close code is reproduced.
+    assert _outcomes(out) == _outcomes(golden)
+    text = "\n".join(json.dumps(o.to_json()) for o in out.observations)
+    assert legacy.token not in text and legacy.hook_token not in text
