@@ -173,3 +173,32 @@ def test_mapping_first_match_and_validation() -> None:
     got = apply_mappings([fan], TemplateContext({"items": list(range(205))}, {}, {}, "x", "now"))
     assert got is not None and got.fanout and len(got.actions) == 200 and got.dropped == 5
     assert got.actions[7].message == "7"
+
+
+async def test_random_hook_bodies_get_legacy_answers(candidate: Candidate) -> None:
+    """Hypothesis: arbitrary bytes/JSON to /hooks/wake and /hooks/agent: a 200/400 JSON answer, never 5xx or a hang."""
+    import json as _json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                              st.sampled_from(["text", "mode", "agentId", "sessionKey", "name", "deliver",
+                                               "sessionMode", "model", "waitForCompletion"]), inner, max_size=5),
+                          max_leaves=12)
+    bodies: list[bytes] = []
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(values.map(lambda v: _json.dumps(v).encode()), st.binary(max_size=48)))
+    def collect(body: bytes) -> None:
+        bodies.append(body)
+
+    collect()
+    for body in bodies:
+        for path in ("/hooks/wake", "/hooks/agent"):
+            r = await candidate.client.post(path, headers=candidate.hook_auth, data=body)
+            assert r.status in (200, 400), (path, body, r.status, await r.text())
+            assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+            payload = await r.json()
+            assert payload["ok"] is (r.status == 200)
