@@ -55,7 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass(slots=True)
-class _Targets:
+class Targets:
+    """Where token-mode and password-mode scenarios go, plus extra secrets to redact (other legacies')."""
+
     token: Target | None
     password: Target | None
     secrets: dict[str, str]
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         if args.legacy:
-            targets = stack.enter_context(_booted_legacies(scenarios, args.run_dir, console))
+            targets = stack.enter_context(boot_legacies(scenarios, args.run_dir, console))
         else:
             token_t = Target(url=args.target, token=args.token, hook_token=args.hook_token, name="target")
             pw_t = None
@@ -88,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
                 pw_t = Target(url=args.target, password=args.password, hook_token=args.hook_token, name="target",
                               auth_mode="password")
                 token_t = pw_t if not args.token else token_t
-            targets = _Targets(token_t, pw_t, {})
+            targets = Targets(token_t, pw_t, {})
         results = asyncio.run(record_all(scenarios, targets, args.out, console))
     return _summary(results, args.out, console)
 
 
-async def record_all(scenarios: list[Scenario], targets: _Targets, out: Path,
+async def record_all(scenarios: list[Scenario], targets: Targets, out: Path,
                      console: Console | None = None) -> list[tuple[Scenario, ScenarioResult | None]]:
     """Record every scenario in order into ``out``; ``None`` result = skipped (no suitable target)."""
     results: list[tuple[Scenario, ScenarioResult | None]] = []
@@ -139,7 +141,8 @@ def _summary(results: list[tuple[Scenario, ScenarioResult | None]], out: Path, c
 
 
 @contextmanager
-def _booted_legacies(scenarios: list[Scenario], run_dir: Path | None, console: Console) -> Iterator[_Targets]:
+def boot_legacies(scenarios: list[Scenario], run_dir: Path | None, console: Console) -> Iterator[Targets]:
+    """Boot the fake model and a contained legacy per auth mode the scenarios need; stop them on exit."""
     from parity.legacy import FakeModelServer, LegacyGateway, LegacyOptions
 
     need_pw = any(s.auth_mode == "password" for s in scenarios)
@@ -168,6 +171,6 @@ def _booted_legacies(scenarios: list[Scenario], run_dir: Path | None, console: C
                 secrets[f"{k}" if k not in secrets else f"{k}_{mode.upper()}"] = v
             targets[mode] = Target(url=gw.http_url, token=gw.token, password=gw.password, hook_token=gw.hook_token,
                                    name=f"legacy-{mode}", auth_mode=mode)
-        yield _Targets(targets.get("token"), targets.get("password"), secrets)
+        yield Targets(targets.get("token"), targets.get("password"), secrets)
 
 
