@@ -54,7 +54,7 @@ SESSIONS_KEY = web.AppKey("sessions", SessionStore)
 DEVICES_KEY = web.AppKey("devices", DeviceStore)
 IDENTITY_KEY = web.AppKey("identity", GatewayIdentity)
 TOOLS_KEY = web.AppKey("tools", object)  # gateway.agent.tools.ToolRegistry (H4b)
-BROADCAST_KEY = web.AppKey("broadcast", Broadcast)  # type: ignore[type-abstract]
+BROADCAST_KEY = web.AppKey("broadcast", Broadcast)
 
 
 @web.middleware

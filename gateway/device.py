@@ -85,11 +85,12 @@ def build_device_payload(
     signed_at_ms: int, token: str | None, nonce: str, platform: str | None = None, device_family: str | None = None,
 ) -> str:
     """The signed string (``wire.device``): v3 adds normalized platform and device family to v2."""
-    common = {"device_id": device_id, "client_id": client_id, "client_mode": client_mode, "role": role,
-              "scopes": scopes, "signed_at_ms": signed_at_ms, "token": token, "nonce": nonce}
     if version == "v3":
-        return payload_v3(**common, platform=platform, device_family=device_family)
-    return payload_v2(**common)
+        return payload_v3(device_id=device_id, client_id=client_id, client_mode=client_mode, role=role, scopes=scopes,
+                          signed_at_ms=signed_at_ms, token=token, nonce=nonce, platform=platform,
+                          device_family=device_family)
+    return payload_v2(device_id=device_id, client_id=client_id, client_mode=client_mode, role=role, scopes=scopes,
+                      signed_at_ms=signed_at_ms, token=token, nonce=nonce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,8 @@ def verify_device(device: Mapping[str, Any], params: Mapping[str, Any], *, role:
     signed_at = device.get("signedAt")
     if isinstance(signed_at, bool) or not isinstance(signed_at, int | float) or abs(now_ms - signed_at) > SKEW_MS:
         return DeviceCheck(False, "device-signature-stale", "device signature expired")
-    given_nonce = device.get("nonce").strip() if isinstance(device.get("nonce"), str) else ""
+    raw_nonce = device.get("nonce")
+    given_nonce = raw_nonce.strip() if isinstance(raw_nonce, str) else ""
     if not given_nonce:
         return DeviceCheck(False, "device-nonce-missing", "device nonce required")
     if given_nonce != nonce:

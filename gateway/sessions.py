@@ -8,6 +8,7 @@ key ``agent:<agentId>:<rest>``) and one JSON-lines transcript per session id bes
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -115,12 +116,12 @@ class SessionStore:
             fh.flush()
         self.update(key)
 
-    def history(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def history(self, key: str, limit: int | None = None) -> builtins.list[dict[str, Any]]:
         entry = self.get(key)
         if entry is None:
             return []
         path = self.sessions_dir(agent_of(entry["key"])) / f"{entry['sessionId']}.jsonl"
-        messages: list[dict[str, Any]] = []
+        messages: builtins.list[dict[str, Any]] = []
         try:
             with path.open(encoding="utf-8") as fh:
                 for n, line in enumerate(fh, 1):

@@ -43,7 +43,7 @@ class ConnLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         extra = dict(kwargs.get("extra") or {})
         extra.update(self.extra or {})
         kwargs["extra"] = extra
-        return f"[conn={self.extra['conn'][:8]}] {msg}" if self.extra else msg, kwargs
+        return f"[conn={str(extra.get('conn', ''))[:8]}] {msg}", kwargs
 
 
 async def _writer(ws: web.WebSocketResponse, conn: ClientConn, log: ConnLogger) -> None:
@@ -84,7 +84,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                       buffer_size=(lambda: transport.get_write_buffer_size()) if transport is not None else None)
     log = ConnLogger(logger, {"conn": conn.conn_id, "peer": conn.peer})
     state.register(conn)
-    writer = asyncio.ensure_future(_writer(ws, conn, log))
+    writer: asyncio.Future[None] = asyncio.ensure_future(_writer(ws, conn, log))
     nonce = str(uuid.uuid4())
     conn.enqueue(dumps({"type": "event", "event": "connect.challenge",
                         "payload": {"nonce": nonce, "ts": now_ms(), "capabilities": CHALLENGE_CAPABILITIES}}))
@@ -97,7 +97,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             log.info("handshake timeout")
             conn.request_close(1000, "")
 
-    timer = asyncio.ensure_future(handshake_deadline())
+    timer: asyncio.Future[None] = asyncio.ensure_future(handshake_deadline())
     inflight: set[asyncio.Future[Any]] = set()
     try:
         while conn.close_request is None:
@@ -143,8 +143,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         state.unregister(conn)
         if conn.close_request is None:
             conn.request_close(1000, "")
-        for fut in list(inflight):
-            fut.cancel()
+        for pending in list(inflight):
+            pending.cancel()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(writer, 6.0)
         if not writer.done():

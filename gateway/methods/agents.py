@@ -31,7 +31,7 @@ def _check(name: str, schema: S, params: Any) -> dict[str, Any]:
     errors = validate(schema, value)
     if errors:
         raise MethodError("INVALID_REQUEST", f"invalid {name} params: {format_errors(errors)}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _anys(*names: str) -> list[tuple[str, S, bool]]:
@@ -155,8 +155,9 @@ async def tools_effective(ctx: MethodContext, params: Any) -> Any:
 @method("sessions.list")
 async def sessions_list(ctx: MethodContext, params: Any) -> Any:
     p = params if isinstance(params, dict) else {}
-    limit = p.get("limit") if isinstance(p.get("limit"), int) and p["limit"] >= 1 else 100
-    offset = p.get("offset") if isinstance(p.get("offset"), int) and p["offset"] >= 0 else 0
+    raw_limit, raw_offset = p.get("limit"), p.get("offset")
+    limit: int = raw_limit if isinstance(raw_limit, int) and raw_limit >= 1 else 100
+    offset: int = raw_offset if isinstance(raw_offset, int) and raw_offset >= 0 else 0
     config = ctx.app[CONFIG_KEY]
     rows = [r for a in _agent_ids(ctx) for r in ctx.app[SESSIONS_KEY].list(a)]
     page = rows[offset:offset + limit]
@@ -174,7 +175,8 @@ async def sessions_list(ctx: MethodContext, params: Any) -> Any:
 def _context_window(config: Any, provider: str, model: str) -> int | None:
     for m in (config.get(f"models.providers.{provider}.models") or []):
         if isinstance(m, dict) and m.get("id") == model:
-            return m.get("contextWindow")  # type: ignore[no-any-return]
+            value = m.get("contextWindow")
+            return value if isinstance(value, int) else None
     return None
 
 
@@ -184,7 +186,7 @@ async def chat_history(ctx: MethodContext, params: Any) -> Any:
     key = canonical_key(p["sessionKey"])
     store = ctx.app[SESSIONS_KEY]
     messages = store.history(key)
-    limit = p.get("limit") or 200
+    limit: int = p.get("limit") or 200
     page = messages[-limit:]
     entry = store.get(key)
     primary = _primary(ctx)
@@ -207,8 +209,7 @@ def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str,
 
     async def run() -> None:
         try:
-            kw = {"extra_system_prompt": extra} if extra else {}
-            result = await run_turn(ctx.app, session_key, message, run_id, emit, **kw)
+            result = await run_turn(ctx.app, session_key, message, run_id, emit, extra_system_prompt=extra)
             state.dedupe.put(run_id, {"runId": run_id, "status": "ok" if result.ok else "error"})
         except Exception:
             logger.exception("turn %s failed", run_id)
