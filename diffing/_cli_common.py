@@ -116,15 +116,21 @@ def load_traces(paths: Sequence[str], *, strict: bool) -> tuple[list[Loaded], in
 
 
 async def replay_and_diff(
-    item: Loaded, legacy: Target, candidate: Target, profile: Profile, *, timeout: float
+    item: Loaded, legacy: Target, candidate: Target, profile: Profile, *, timeout: float, sequential: bool = False
 ) -> list[tuple[Pair, PairResult]]:
-    """Replay one trace to both targets at once, then correlate, pair and compare."""
+    """Replay one trace to both targets (at once, or legacy first with ``sequential``), then correlate, pair
+    and compare. Use ``sequential`` when both targets are the same gateway: OpenClaw broadcasts events such as
+    ``chat``/``agent`` to every operator connection, so overlapping legs would see each other's events."""
     from recorder.replay import replay_trace  # the replayer pulls aiohttp/websockets; import when used
 
-    lt, ct = await asyncio.gather(
-        replay_trace(item.trace, legacy, leg=Leg.LEGACY, timeout=timeout),
-        replay_trace(item.trace, candidate, leg=Leg.CANDIDATE, timeout=timeout),
-    )
+    if sequential:
+        lt = await replay_trace(item.trace, legacy, leg=Leg.LEGACY, timeout=timeout)
+        ct = await replay_trace(item.trace, candidate, leg=Leg.CANDIDATE, timeout=timeout)
+    else:
+        lt, ct = await asyncio.gather(
+            replay_trace(item.trace, legacy, leg=Leg.LEGACY, timeout=timeout),
+            replay_trace(item.trace, candidate, leg=Leg.CANDIDATE, timeout=timeout),
+        )
     for t, leg in ((lt, "legacy"), (ct, "candidate")):
         if not t.complete:
             logger.warning("%s: %s replay incomplete: %s", item.path, leg, t.error)

@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="", help="run name (default: replay of N traces)")
     parser.add_argument("--format", choices=("terminal", "markdown", "json"), default="terminal")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--sequential", action="store_true",
+                        help="replay the legacy leg, then the candidate leg (use with --concurrency 1 when both "
+                             "URLs reach the same gateway: OpenClaw broadcasts chat/agent events to every connection)")
 
 
 async def _replay(args: argparse.Namespace) -> int:
@@ -61,7 +64,8 @@ async def _replay(args: argparse.Namespace) -> int:
             async def one(item: Loaded) -> None:
                 async with sem:
                     try:
-                        items = await replay_and_diff(item, legacy, candidate, profile, timeout=args.timeout)
+                        items = await replay_and_diff(item, legacy, candidate, profile, timeout=args.timeout,
+                                                    sequential=args.sequential)
                         record(store, run_id, items)
                     except Exception as exc:  # one trace failing must not lose the others
                         logger.error("%s: replay failed: %s", item.path, exc)
