@@ -62,7 +62,6 @@ def _meminfo() -> tuple[int, int]:
 
 @method("status")
 async def status(ctx: MethodContext, params: Any) -> Any:
-    state, config = ctx.app[STATE_KEY], ctx.app[CONFIG_KEY]
     return {
         "channelSummary": [], "degradedPlugins": [], "degradedSecretOwners": [], "eventLoop": _event_loop(),
         "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": True, "every": "30m", "everyMs": 1_800_000}]},
@@ -70,7 +69,7 @@ async def status(ctx: MethodContext, params: Any) -> Any:
         "processMemory": _process_memory(), "queuedSystemEvents": [], "runtimeVersion": f"python {platform.python_version()}",
         "sessions": session_summary(ctx.app), "shutdownBudget": {"budgetMs": 2000},
         "taskAudit": {"ok": True, "findings": []}, "tasks": {"total": 0, "active": 0},
-        "workerPools": [], "uptimeMs": state.uptime_ms(), "configPath": str(config.path),
+        "workerPools": [],
     }
 
 
