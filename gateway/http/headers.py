@@ -37,6 +37,8 @@ _CONTROL_UI_HTML = """<!doctype html>
 
 def _baseline(request: web.Request, response: web.StreamResponse) -> None:
     h = response.headers
+    # Node's http server sends no Server header; aiohttp adds its own before this hook runs (3.14), so drop it.
+    h.popall("Server", None)
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("Referrer-Policy", "no-referrer")
     h.setdefault("Permissions-Policy", API_PERMISSIONS_POLICY)

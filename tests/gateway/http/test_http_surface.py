@@ -35,6 +35,12 @@ async def test_live_probe_matches_legacy(candidate: Candidate, legacy_capture: d
                         [*BASELINE, "Content-Type", "Cache-Control", "Content-Length", "Connection", "Keep-Alive"])
 
 
+async def test_no_server_header_like_node(candidate: Candidate) -> None:
+    for method, path in (("GET", "/healthz"), ("GET", "/x"), ("POST", "/tools/invoke"), ("POST", "/nope")):
+        r = await candidate.client.request(method, path)
+        assert "Server" not in r.headers, (method, path)
+
+
 async def test_head_probe_has_length_but_no_body(candidate: Candidate) -> None:
     r = await candidate.client.head("/healthz")
     assert r.status == 200
