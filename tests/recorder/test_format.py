@@ -51,7 +51,7 @@ def _write(obs: list[Observation], *, complete: bool = True, error: str | None =
     return buf.getvalue()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(observations(), max_size=8))
 def test_round_trip_preserves_every_field(obs: list[Observation]) -> None:
     # Payloads that look like JSON holding a secret-named key are masked on write (by design), so build
