@@ -40,6 +40,21 @@ logger = logging.getLogger(__name__)
 _MISMATCH = {"token_mismatch", "password_mismatch", "device_token_mismatch"}
 
 
+async def _publish_model_catalog(app: web.Application, conn: ClientConn, params: dict[str, Any]) -> None:
+    """The ``model-catalog-snapshot`` capability: a Control UI client that asks gets ``models.snapshot`` (no seq)."""
+    requested = params.get("modelCatalog")
+    if params["client"]["id"] != "openclaw-control-ui" or "model-catalog-snapshot" not in (params.get("caps") or []):
+        return
+    if not requested or "shortId" in requested:  # shortId needs sessions.resolve, which pyclaw does not implement
+        return
+    from gateway.methods.agents import models_catalog
+
+    scope = {"sessionKey": requested["sessionKey"], **({"agentId": requested["agentId"]} if "agentId" in requested else {})} \
+        if requested.get("sessionKey") else {"agentId": requested.get("agentId") or "main"}
+    conn.enqueue(dumps({"type": "event", "event": "models.snapshot",
+                        "payload": {"target": requested, "scope": scope, "catalog": models_catalog(app)}}))
+
+
 def _fail(conn: ClientConn, rid: Any, error: dict[str, Any], code: int = 1008, reason: str | None = None) -> None:
     conn.enqueue(dumps({"type": "res", "id": rid, "ok": False, "error": error}))
     conn.request_close(code, truncate_close_reason(reason if reason is not None else error["message"]))
@@ -137,5 +152,6 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
     hello = build_hello(app, conn, protocol=protocol, auth_block=auth_block)
     conn.enqueue(dumps({"type": "res", "id": rid, "ok": True, "payload": hello}))
     state.authorize(conn)
+    await _publish_model_catalog(app, conn, params)
     log.info("connected client=%s mode=%s role=%s scopes=%d auth=%s", client["id"], client["mode"], role, len(scopes),
              auth_block["method"])

@@ -22,8 +22,9 @@ from gateway.state import BUILD_ID, MAX_BUFFERED_BYTES, VERSION, ClientConn
 
 __all__ = ["EVENTS", "applied_config_hash", "build_hello", "build_snapshot", "session_defaults"]
 
-EVENTS = ["connect.challenge", "agent", "chat", "presence", "tick", "shutdown", "health", "device.pair.requested"]
-CAPABILITIES: list[str] = []
+EVENTS = ["connect.challenge", "agent", "chat", "models.snapshot", "presence", "tick", "shutdown", "health",
+          "device.pair.requested"]
+CAPABILITIES = ["model-catalog-snapshot"]
 MAX_PAYLOAD = 26_214_400
 
 

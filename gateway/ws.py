@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 26_214_400
 PREAUTH_MAX = 65_536
-CHALLENGE_CAPABILITIES: list[str] = []
+CHALLENGE_CAPABILITIES = ["model-catalog-snapshot"]
 
 
 class ConnLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

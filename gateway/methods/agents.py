@@ -14,6 +14,8 @@ import asyncio
 import logging
 from typing import Any
 
+from aiohttp import web
+
 from gateway.app import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, TOOLS_KEY
 from gateway.dispatch import WRITE, MethodContext, MethodError, method
 from gateway.protocol import ANY, NES, STR, S, format_errors, obj, opt, req, validate
@@ -77,9 +79,14 @@ def _primary(ctx: MethodContext) -> str:
 
 @method("models.list")
 async def models_list(ctx: MethodContext, params: Any) -> Any:
-    primary = _primary(ctx)
+    return models_catalog(ctx.app)
+
+
+def models_catalog(app: web.Application) -> dict[str, Any]:
+    """The configured providers' models; the primary model is tagged ``default``."""
+    primary = str(app[CONFIG_KEY].get("agents.defaults.model.primary") or "openai/gpt-6-astra")
     out = []
-    for provider, spec in (ctx.app[CONFIG_KEY].get("models.providers") or {}).items():
+    for provider, spec in (app[CONFIG_KEY].get("models.providers") or {}).items():
         for m in (spec or {}).get("models") or []:
             if not isinstance(m, dict) or not m.get("id"):
                 continue

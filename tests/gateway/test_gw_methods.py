@@ -121,3 +121,24 @@ async def test_chat_send_runs_a_turn_and_dedupes(gw_factory: GatewayFactory, fak
         assert history["sessionKey"] == "agent:main:main" and history["totalMessages"] >= 2
         listed = (await c.call("sessions.list"))["payload"]
         assert [s["key"] for s in listed["sessions"]] == ["agent:main:main"] and listed["count"] == 1
+
+
+async def test_control_ui_model_catalog_snapshot(gw: RunningGateway) -> None:
+    """The ``model-catalog-snapshot`` capability in the challenge is backed by a ``models.snapshot`` event."""
+    from test_gw_auth import Device
+
+    dev = Device()
+    ui = {"id": "openclaw-control-ui", "version": "1", "platform": "linux", "mode": "ui"}
+    async with open_client(gw.url) as c:
+        assert c.challenge["payload"]["capabilities"] == ["model-catalog-snapshot"]
+        nonce = c.challenge["payload"]["nonce"]
+        res = await c.connect(client=ui, auth={"token": gw.token}, caps=["model-catalog-snapshot"],
+                              modelCatalog={"agentId": "main"}, scopes=["operator.read"],
+                              device=dev.block(nonce, token=gw.token, client=ui, scopes=["operator.read"]))
+        assert res["ok"], res
+        snap = await c.recv()
+        while snap.get("event") == "presence":  # the UI client's presence upsert may come first
+            snap = await c.recv()
+        assert snap["event"] == "models.snapshot" and "seq" not in snap
+        assert snap["payload"]["scope"] == {"agentId": "main"}
+        assert snap["payload"]["catalog"]["models"][0]["id"] == "fake-model"
