@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from parity.legacy import (
     FakeModelServer,
@@ -150,9 +151,32 @@ def _prom_value(prom: PrometheusServer, expr: str) -> str:
     )
 
 
-def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 10) -> int:
-    """Run the whole cutover demo under ``run_dir``; returns the gate's exit code (0 pass, 1 fail, 2 inconclusive)."""
+def default_scenarios(scenarios: Path = SCENARIOS) -> list[Path]:
+    """The scenario files the demo drives: a directory minus :data:`DEMO_SKIP`, or the file given."""
+    if scenarios.is_dir():
+        return [p for p in sorted(scenarios.glob("*.yaml")) if p.name not in DEMO_SKIP]
+    return [scenarios]
+
+
+def run_cutover_demo(run_dir: Path, *, traces_dir: Path | None = None, scenarios: list[Path] | None = None,
+                     only: list[str] | None = None, say: Say = print, locust_seconds: int = 10) -> dict[str, Any]:
+    """Run the whole cutover demo under ``run_dir``.
+
+    Args:
+        run_dir: every output goes under it.
+        traces_dir: where the client-side traces recorded through the proxy go (default ``run_dir/traces``).
+        scenarios: scenario files to drive (default :func:`default_scenarios`).
+        only: scenario ids to restrict to.
+        say: one line of output.
+        locust_seconds: length of the locust burst.
+
+    Returns:
+        A summary for ``summary.json``; ``gate_exit`` is the gate's exit code (0 pass, 1 fail, 2 inconclusive).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    traces_dir = traces_dir or run_dir / "traces"
+    scenario_files = [str(p) for p in (scenarios or default_scenarios())]
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "traces": str(traces_dir)}
     db = f"sqlite:///{run_dir / 'parity.db'}"
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -170,6 +194,7 @@ def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 1
         if f_candidate.exception() is None:
             stack.callback(f_candidate.result().stop)
         legacy, candidate = f_legacy.result(), f_candidate.result()
+        summary["candidate"] = {"kind": candidate.kind, "url": candidate.url, "note": candidate.note}
         say(f"  legacy    {legacy.http_url} (openclaw, booted in {legacy.boot_seconds or 0:.1f} s)")
         say(f"  candidate {candidate.url} ({candidate.kind}{': ' + candidate.note if candidate.note else ''})")
 
@@ -198,20 +223,21 @@ def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 1
         else:
             say("  prometheus: not installed (Debian package 'prometheus'); skipping the live metrics")
 
-        client_env = _env()
-        scenario_files = [str(p) for p in sorted(SCENARIOS.glob("*.yaml")) if p.name not in DEMO_SKIP]
-        say(f"[demo] driving {len(scenario_files)} golden scenario files through the proxy")
+        say(f"[demo] driving the golden scenarios ({', '.join(Path(f).stem for f in scenario_files)}) through the proxy")
+        only_args = [a for i in (only or []) for a in ("--only", i)]
         rc = _run([str(BIN / "parity"), "record", "--target", proxy_url, "--scenarios", *scenario_files,
-                   "--out", str(run_dir / "client-traces"), "--token", legacy.token or "",
-                   "--hook-token", legacy.hook_token], env=client_env, log=logs / "record.log", timeout=240)
-        say(f"  scenarios: exit {rc} ({len(list((run_dir / 'client-traces').glob('*.jsonl')))} client traces; "
-            f"log {logs / 'record.log'})")
+                   "--out", str(traces_dir), "--token", legacy.token or "", "--hook-token", legacy.hook_token,
+                   *only_args], env=_env(), log=logs / "record.log", timeout=420)
+        n_traces = len(list(traces_dir.glob("*.jsonl")))
+        summary["scenarios"] = {"exit": rc, "traces": n_traces}
+        say(f"  scenarios: exit {rc} ({n_traces} client traces in {traces_dir}; log {logs / 'record.log'})")
 
         say(f"[demo] locust burst: {locust_seconds} s, 4 users, through the proxy")
         rc = _run([str(BIN / "locust"), "--config", "load/profiles/smoke.conf", "--host", proxy_url,
                    "-t", f"{locust_seconds}s", "--csv", str(run_dir / "locust")],
                   env=_env(PARITY_LOAD_TOKEN=legacy.token or "", PARITY_LOAD_HOOK_TOKEN=legacy.hook_token),
                   log=logs / "locust.log", timeout=locust_seconds + 60)
+        summary["locust"] = {"exit": rc, "stats": str(run_dir / "locust_stats.csv")}
         say(f"  locust: exit {rc} ({'thresholds met' if rc == 0 else 'thresholds broken or error'}; "
             f"stats {run_dir / 'locust_stats.csv'})")
 
@@ -226,7 +252,7 @@ def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 1
                 say(f"  {label:<24} {_prom_value(prom, expr)}")
 
         _stop_process(proxy)
-        client_traces = sorted(str(p) for p in (run_dir / "client-traces").glob("*.jsonl"))
+        client_traces = sorted(str(p) for p in traces_dir.glob("*.jsonl"))
         say(f"[demo] parity database: replaying the {len(client_traces)} client traces to both legs "
             f"(parity replay -> {run_dir / 'parity.db'})")
         rc = _run([str(BIN / "parity"), "replay", *client_traces, "--legacy", legacy.http_url,
@@ -234,6 +260,7 @@ def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 1
                   env=_env(PARITY_LEGACY_TOKEN=legacy.token or "", PARITY_LEGACY_HOOK_TOKEN=legacy.hook_token,
                            PARITY_CANDIDATE_TOKEN=candidate.token, PARITY_CANDIDATE_HOOK_TOKEN=candidate.hook_token),
                   log=logs / "replay.log", timeout=600)
+        summary["replay"] = {"exit": rc, "db": db}
         say(f"  replay: exit {rc} (log {logs / 'replay.log'})")
 
         say("[demo] parity report")
@@ -249,7 +276,9 @@ def run_cutover_demo(run_dir: Path, *, say: Say = print, locust_seconds: int = 1
                                "--junit", str(run_dir / "gate.xml"), "--markdown", str(run_dir / "gate.md")],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         say(gate.stdout.rstrip() or gate.stderr.strip())
-        say(f"[demo] done in {time.monotonic() - started:.0f} s. Outputs in {run_dir}: parity.db, report.md, "
-            f"gate.md, gate.xml, locust_*.csv, shadow-traces/, client-traces/, prometheus/data, logs/")
-        return gate.returncode
-    return 1  # pragma: no cover - the with block always returns or raises
+        summary["gate"] = {"exit": gate.returncode, "junit": str(run_dir / "gate.xml"), "markdown": str(run_dir / "gate.md")}
+        summary["gate_exit"] = gate.returncode
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        say(f"[demo] done in {summary['seconds']:.0f} s. Outputs in {run_dir}: parity.db, report.md, gate.md, "
+            f"gate.xml, locust_*.csv, traces/, shadow-traces/, prometheus/data, logs/")
+    return summary

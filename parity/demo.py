@@ -8,8 +8,15 @@ May import ``recorder``, ``parity.legacy`` and rich.
 
 Layout of a run dir (``runs/demo-<UTC timestamp>/`` by default)::
 
-    traces/<scenario-id>.jsonl   one trace per scenario, recorded from the legacy (secrets redacted)
-    legacy/legacy-*-<ts>/        the legacy run dirs (config, state, logs, guard log)
+    traces/<scenario-id>.jsonl   one trace per scenario, recorded from the legacy (secrets redacted); in the full
+                                 demo recorded through the shadow proxy, which answers with the legacy's answers
+    legacy/legacy-*-<ts>/        the legacy run dirs (config, state, logs, guard log) (``--legacy-only``)
+    legacy/, candidate-*/        the full demo's legacy and candidate run dirs
+    parity.db, report.md         the parity database (``parity replay`` of traces/ to both legs) and its report
+    gate.md, gate.xml            the gate verdict (docs/cutover.toml) as Markdown and JUnit
+    locust_*.csv, shadow-traces/ the locust burst's stats; both legs as the proxy saw them
+    prometheus/                  config, rules and TSDB (data/) of the Prometheus that scraped the proxy
+    logs/                        shadow, record, locust and replay logs
     summary.json                 counts and paths, for scripts
 """
 
@@ -41,6 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", type=Path, default=ROOT / "tests" / "scenarios",
                         help="scenario file or directory (default: the golden contract)")
     parser.add_argument("--only", action="append", default=[], metavar="ID", help="record only these scenarios")
+    parser.add_argument("--legacy-only", action="store_true",
+                        help="only record the contract from the legacy (no candidate, proxy, Prometheus or gate)")
 
 
 @dataclass(slots=True)
@@ -65,11 +74,25 @@ def run(args: argparse.Namespace) -> int:
     demo.scenarios = load_scenarios([args.scenarios])
     if args.only:
         demo.scenarios = [s for s in demo.scenarios if s.id in set(args.only)]
-    record_contract(demo)
+    if args.legacy_only:
+        record_contract(demo)
+    else:
+        cutover(demo, args)
     checklist_status(demo)
     write_summary(demo)
     failed = [s.id for s, r in demo.results if r is None or not r.ok]
     return 1 if failed else 0
+
+
+def cutover(demo: DemoRun, args: argparse.Namespace) -> None:
+    """Stage 1 (full demo): legacy and candidate behind the shadow proxy with Prometheus; the scenarios (recorded
+    into ``traces/`` through the proxy, so they hold the legacy's answers) and a locust burst; then the parity
+    database, the report and the gate verdict (``parity.cutover_demo``). The verdict is printed and kept in
+    ``summary.json``; it does not change the exit status (a demo that ran is a success)."""
+    from parity.cutover_demo import default_scenarios, run_cutover_demo
+
+    demo.summary["cutover"] = run_cutover_demo(demo.run_dir, traces_dir=demo.traces_dir,
+                                               scenarios=default_scenarios(args.scenarios), only=args.only)
 
 
 def record_contract(demo: DemoRun) -> None:
