@@ -190,7 +190,7 @@ class DeviceStore:
             "publicKey": public_key, "role": role, "roles": roles, "scopes": granted, "approvedScopes": granted,
             "clientId": client.get("id"), "clientMode": client.get("mode"), "platform": client.get("platform"),
             "displayName": client.get("displayName"), "approvedVia": entry.get("approvedVia", approved_via),
-            "approvedAtMs": entry.get("approvedAtMs", now), "lastSeenAtMs": now,
+            "approvedAtMs": entry.get("approvedAtMs", now), "lastSeenAtMs": now, "lastSeenReason": "connect",
         })
         self._paired[device_id] = entry
         self._save()
@@ -220,9 +220,9 @@ class DeviceStore:
     def list_paired(self) -> list[dict[str, Any]]:
         out = []
         for entry in self._paired.values():
-            public = {k: v for k, v in entry.items() if k != "tokens"}
+            public = {k: v for k, v in entry.items() if k not in ("tokens", "approvedScopes", "displayName")}
             public["tokens"] = [
-                {"role": r, "scopes": t.get("scopes", []), "createdAtMs": t.get("issuedAtMs")}
+                {"role": r, "scopes": sorted(t.get("scopes", [])), "createdAtMs": t.get("issuedAtMs")}
                 for r, t in (entry.get("tokens") or {}).items()
             ]
             out.append(public)

@@ -77,6 +77,21 @@ def _primary(ctx: MethodContext) -> str:
     return str(ctx.app[CONFIG_KEY].get("agents.defaults.model.primary") or "openai/gpt-6-astra")
 
 
+AGENT_RUNTIME = {"id": "auto", "cloudPlacementSupported": False, "devicePlacementSupported": False, "source": "implicit"}
+THINKING = {"thinkingLevels": [{"id": "off", "label": "off"}], "thinkingOptions": ["off"], "thinkingDefault": "off"}
+# tools.catalog profile membership of the core tools pyclaw implements (the legacy's catalog, reference §2.11)
+DEFAULT_PROFILES = {"sessions_list": ["coding", "messaging"], "sessions_history": ["coding", "messaging"],
+                    "session_status": ["minimal", "coding", "messaging"], "agents_list": []}
+CATALOG_GROUP_LABELS = {"fs": "Files", "runtime": "Runtime", "web": "Web", "memory": "Memory", "sessions": "Sessions",
+                        "agents": "Agents", "messaging": "Messaging", "automation": "Automation", "nodes": "Nodes"}
+
+
+def _model_defaults(ctx: MethodContext) -> dict[str, Any]:
+    provider, _, model = _primary(ctx).partition("/")
+    return {"modelProvider": provider, "model": model,
+            "contextTokens": _context_window(ctx.app[CONFIG_KEY], provider, model)}
+
+
 @method("models.list")
 async def models_list(ctx: MethodContext, params: Any) -> Any:
     return models_catalog(ctx.app)
@@ -112,8 +127,10 @@ def _agent_ids(ctx: MethodContext) -> list[str]:
 async def agents_list(ctx: MethodContext, params: Any) -> Any:
     _check("agents.list", AGENTS_LIST, params)
     config = ctx.app[CONFIG_KEY]
-    agents = [{"id": a, "workspace": str(config.workspace_dir), "workspaceGit": False,
-               "model": {"primary": _primary(ctx)}, "defaultPermissionMode": "full"} for a in _agent_ids(ctx)]
+    workspace = config.workspace_dir
+    git = bool(workspace and (workspace / ".git").exists())
+    agents = [{"id": a, "workspace": str(workspace), "workspaceGit": git, "agentRuntime": dict(AGENT_RUNTIME),
+               **THINKING, "model": {"primary": _primary(ctx)}, "defaultPermissionMode": "full"} for a in _agent_ids(ctx)]
     return {"defaultId": "main", "ownership": "sole", "selectionRequired": False, "mainKey": "main",
             "scope": "per-sender", "agents": agents}
 
@@ -143,20 +160,28 @@ async def tools_catalog(ctx: MethodContext, params: Any) -> Any:
     specs = _registry(ctx).specs("agent")
     groups: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
-        groups.setdefault(spec.section, []).append(spec.describe())
+        groups.setdefault(spec.section, []).append({
+            "id": spec.name, "label": spec.name, "description": spec.description, "source": "core",
+            "defaultProfiles": list(DEFAULT_PROFILES.get(spec.name, []))})
     return {
         "agentId": p.get("agentId") or "main",
-        "groups": [{"id": g, "label": g.capitalize(), "source": "core", "tools": tools} for g, tools in groups.items()],
-        "profiles": [{"id": "full", "label": "Full"}],
+        "profiles": [{"id": "minimal", "label": "Minimal"}, {"id": "coding", "label": "Coding"},
+                     {"id": "messaging", "label": "Messaging"}, {"id": "full", "label": "Full"}],
+        "groups": [{"id": g, "label": CATALOG_GROUP_LABELS.get(g, g.capitalize()), "source": "core", "tools": tools}
+                   for g, tools in groups.items()],
     }
 
 
 @method("tools.effective")
 async def tools_effective(ctx: MethodContext, params: Any) -> Any:
     p = _check("tools.effective", TOOLS_EFFECTIVE, params)
+    if ctx.app[SESSIONS_KEY].get(p["sessionKey"]) is None:
+        raise MethodError("INVALID_REQUEST", f'unknown session key "{p["sessionKey"]}"')
     specs = _registry(ctx).specs("agent")
-    return {"agentId": p.get("agentId") or "main", "sessionKey": canonical_key(p["sessionKey"]), "profile": "full",
-            "groups": [{"id": "core", "label": "Core", "source": "core", "tools": [s.describe() for s in specs]}]}
+    tools = [{"id": s.name, "label": s.label, "description": s.description, "rawDescription": s.description,
+              "source": "core"} for s in sorted(specs, key=lambda s: s.name)]
+    return {"agentId": p.get("agentId") or "main", "profile": "full",
+            "groups": [{"id": "core", "label": "Built-in tools", "source": "core", "tools": tools}]}
 
 
 @method("sessions.list")
@@ -165,17 +190,26 @@ async def sessions_list(ctx: MethodContext, params: Any) -> Any:
     raw_limit, raw_offset = p.get("limit"), p.get("offset")
     limit: int = raw_limit if isinstance(raw_limit, int) and raw_limit >= 1 else 100
     offset: int = raw_offset if isinstance(raw_offset, int) and raw_offset >= 0 else 0
-    config = ctx.app[CONFIG_KEY]
     rows = [r for a in _agent_ids(ctx) for r in ctx.app[SESSIONS_KEY].list(a)]
     page = rows[offset:offset + limit]
     more = offset + limit < len(rows)
-    primary = _primary(ctx)
-    provider, _, model = primary.partition("/")
+    defaults = _model_defaults(ctx)
     return {
-        "ts": now_ms(), "path": "(multiple)", "count": len(page), "totalCount": len(rows), "limitApplied": limit,
-        "nextOffset": offset + limit if more else None, "hasMore": more, "owners": [],
-        "defaults": {"modelProvider": provider, "model": model, "contextTokens": _context_window(config, provider, model)},
-        "sessions": [{"key": r["key"], "sessionId": r.get("sessionId"), "updatedAt": r.get("updatedAt"), "kind": "direct"} for r in page],
+        "ts": now_ms(), "path": str(ctx.app[SESSIONS_KEY].store_path()), "count": len(page), "totalCount": len(rows),
+        "limitApplied": limit, "nextOffset": offset + limit if more else None, "hasMore": more, "owners": [],
+        "defaults": {**defaults, "agentRuntime": dict(AGENT_RUNTIME), **THINKING, "modelSelectionTarget": "session"},
+        "sessions": [_session_row(r, defaults) for r in page],
+    }
+
+
+def _session_row(r: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    is_main = r["key"] == "agent:main:main"
+    return {
+        "key": r["key"], "visibility": "shared", "kind": "direct", "classification": "main" if is_main else "custom",
+        "agentId": r["key"].split(":")[1], "isMain": is_main, "isBackground": False, "chatType": "direct",
+        "updatedAt": r.get("updatedAt"), "archived": False, "pinned": False, "unread": False,
+        "sessionId": r.get("sessionId"), **THINKING, **defaults, "agentRuntime": dict(AGENT_RUNTIME),
+        "hasActiveRun": False, "activeRunIds": [],
     }
 
 
@@ -196,11 +230,16 @@ async def chat_history(ctx: MethodContext, params: Any) -> Any:
     limit: int = p.get("limit") or 200
     page = messages[-limit:]
     entry = store.get(key)
-    primary = _primary(ctx)
+    defaults = _model_defaults(ctx)
+    info = {**_session_row(entry or {"key": key}, defaults), "updatedAt": entry.get("updatedAt") if entry else None,
+            "snapshotAt": now_ms(), "activeLeafEntryId": None}
+    if entry is None:
+        info.pop("sessionId", None)
     return {
-        "defaults": {"model": primary}, "hasMore": len(messages) > len(page), "messages": page, "pendingInputs": [],
-        "sessionInfo": {"sessionId": entry["sessionId"], "updatedAt": entry.get("updatedAt")} if entry else None,
-        "sessionKey": key, "totalMessages": len(messages),
+        "sessionKey": p["sessionKey"], "messages": page, "pendingInputs": {"items": [], "total": 0},
+        "hasMore": len(messages) > len(page), "totalMessages": len(messages),
+        "defaults": {**defaults, "agentRuntime": dict(AGENT_RUNTIME), "modelSelectionTarget": "session"},
+        "sessionInfo": info,
     }
 
 

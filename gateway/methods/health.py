@@ -8,6 +8,7 @@ cache (the legacy answers a cached snapshot: the same ``ts`` across calls until 
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -34,9 +35,33 @@ def session_summary(app: web.Application, agent_id: str = "main") -> dict[str, A
     return {"path": str(sessions.store_path(agent_id)), "count": len(rows), "recent": recent}
 
 
+_LAST: dict[str, float] = {}
+
+
+def _host_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies from /proc/stat (0, 0 when unavailable)."""
+    try:
+        with open("/proc/stat") as fh:
+            parts = [float(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0.0)
+    return sum(parts) - idle, sum(parts)
+
+
 def _event_loop() -> dict[str, Any]:
-    return {"degraded": False, "degradedSinceMs": 0, "reasons": [], "intervalMs": 1000, "delayP99Ms": 0.0,
-            "delayMaxMs": 0.0, "utilization": 0.0}
+    """CPU use of this process and the host since the previous sample (the legacy's ``eventLoop`` keys)."""
+    now, cpu = time.monotonic(), time.process_time()
+    busy, total = _host_cpu()
+    prev = dict(_LAST) or {"wall": now - 1.0, "cpu": cpu, "busy": busy, "total": total}
+    _LAST.update({"wall": now, "cpu": cpu, "busy": busy, "total": total})
+    wall = max(now - prev["wall"], 1e-6)
+    ratio = round(max(cpu - prev["cpu"], 0.0) / wall, 3)
+    host = round((busy - prev["busy"]) / (total - prev["total"]), 3) if total > prev["total"] else 0.0
+    return {"degraded": False, "degradedSinceMs": None, "reasons": [], "intervalMs": round(wall * 1000, 3),
+            "delayP99Ms": 0.0, "delayMaxMs": 0.0, "utilization": min(ratio, 1.0), "cpuCoreRatio": ratio,
+            "cpuBreakdown": {"mainThreadCoreRatio": ratio, "hostUtilization": host, "hostCpuCount": os.cpu_count() or 1,
+                             "workerCoreRatio": 0.0, "otherThreadsCoreRatio": 0.0}}
 
 
 def build_health(app: web.Application) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, STATE_KEY
 from gateway.dispatch import PAIRING, MethodContext, method
 from gateway.methods.health import _event_loop, session_summary
-from gateway.state import now_ms
+from gateway.state import VERSION, now_ms
 
 __all__: list[str] = []
 
@@ -31,7 +31,7 @@ def _process_memory() -> dict[str, int]:
             rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rss": rss, "heapTotal": 0, "heapUsed": 0, "external": 0, "arrayBuffers": 0}
+    return {"rssBytes": rss, "heapUsedBytes": 0, "heapTotalBytes": 0, "externalBytes": 0, "arrayBuffersBytes": 0}
 
 
 def _cpu_model() -> str:
@@ -62,14 +62,32 @@ def _meminfo() -> tuple[int, int]:
 
 @method("status")
 async def status(ctx: MethodContext, params: Any) -> Any:
+    summary = session_summary(ctx.app)
+    config = ctx.app[CONFIG_KEY]
+    primary = str(config.get("agents.defaults.model.primary") or "openai/gpt-6-astra")
+    provider, _, model = primary.partition("/")
+    window = next((m.get("contextWindow") for m in config.get(f"models.providers.{provider}.models") or []
+                   if isinstance(m, dict) and m.get("id") == model), None)
+    busy = sum(1 for c in ctx.app[STATE_KEY].clients.values() if c.authorized)
     return {
-        "channelSummary": [], "degradedPlugins": [], "degradedSecretOwners": [], "eventLoop": _event_loop(),
-        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": True, "every": "30m", "everyMs": 1_800_000}]},
-        "hostDesktop": None, "modelRuntime": {"degraded": False, "pendingAgents": []}, "pid": os.getpid(),
-        "processMemory": _process_memory(), "queuedSystemEvents": [], "runtimeVersion": f"python {platform.python_version()}",
-        "sessions": session_summary(ctx.app), "shutdownBudget": {"budgetMs": 2000},
-        "taskAudit": {"ok": True, "findings": []}, "tasks": {"total": 0, "active": 0},
-        "workerPools": [],
+        "runtimeVersion": VERSION, "pid": os.getpid(), "processMemory": _process_memory(), "eventLoop": _event_loop(),
+        "workerPools": {}, "degradedPlugins": [], "degradedSecretOwners": [],
+        "modelRuntime": {"degraded": False, "pendingAgents": []},
+        "heartbeat": {"defaultAgentId": "main", "agents": [{"agentId": "main", "enabled": True, "every": "30m",
+                                                            "everyMs": 1_800_000, "waitingForRoute": True}]},
+        "channelSummary": [], "queuedSystemEvents": [],
+        "tasks": {"total": 0, "active": 0, "terminal": 0, "failures": 0,
+                  "byStatus": {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "cancelled": 0, "lost": 0},
+                  "byRuntime": {"subagent": 0, "acp": 0, "cli": 0, "cron": 0}},
+        "taskAudit": {"total": 0, "warnings": 0, "errors": 0, "byCode": {
+            "stale_queued": 0, "stale_running": 0, "lost": 0, "delivery_failed": 0, "missing_cleanup": 0,
+            "inconsistent_timestamps": 0}},
+        "sessions": {"paths": [summary["path"]], "count": summary["count"], "defaults": {"model": model or None, "contextTokens": window},
+                     "recent": summary["recent"], "byAgent": [{"agentId": "main", **summary}]},
+        "hostDesktop": {"enabled": False, "state": "disabled", "port": 5900},
+        "shutdownBudget": {"timeoutMs": 3000, "reserveMs": 0, "nativeStopBudget": False,
+                           "activeWork": {"rootRequests": busy, "cronRuns": 0, "sessionMutations": 0,
+                                          "terminalPersistence": 0, "lifecycleWrites": 0}, "writeCustody": []},
     }
 
 
@@ -83,12 +101,13 @@ async def system_info(ctx: MethodContext, params: Any) -> Any:
     state, config = ctx.app[STATE_KEY], ctx.app[CONFIG_KEY]
     disk = shutil.disk_usage(config.state_dir if config.state_dir.exists() else "/")
     total, free = _meminfo()
+    root = shutil.disk_usage("/")
     return {
         "arch": {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
         "cpuCount": os.cpu_count() or 1, "cpuModel": _cpu_model(),
-        "defaultAgentUtilityModel": config.get("agents.defaults.model.primary"),
+        "defaultAgentUtilityModel": {"status": "unavailable"},
         "diskAvailableBytes": disk.free, "diskPath": str(config.state_dir), "diskTotalBytes": disk.total,
-        "disks": [{"path": str(config.state_dir), "availableBytes": disk.free, "totalBytes": disk.total}],
+        "disks": [{"path": "/", "totalBytes": root.total, "availableBytes": root.free}],
         "eventLoop": _event_loop(), "hostname": state.host, "loadAverage": list(os.getloadavg()),
         "machineName": state.host, "memoryFreeBytes": free, "memoryTotalBytes": total,
         "nodeVersion": f"python-{platform.python_version()}", "osLabel": f"{platform.system()} {platform.release()}",

@@ -89,6 +89,8 @@ async def test_config_get_redacts_secrets(gw: RunningGateway) -> None:
 async def test_params_validation_texts(gw: RunningGateway) -> None:
     async with open_client(gw.url) as c:
         assert (await c.connect(auth={"token": gw.token}))["ok"]
+        assert (await c.call("tools.effective", {"sessionKey": "nope"}))["error"] == {
+            "code": "INVALID_REQUEST", "message": 'unknown session key "nope"'}  # as the legacy, for a session not seen
         assert (await c.call("tools.effective", {}))["error"] == {
             "code": "INVALID_REQUEST", "message": "invalid tools.effective params: must have required property 'sessionKey'"}
         assert (await c.call("chat.history", {}))["error"]["message"] == (
@@ -118,7 +120,10 @@ async def test_chat_send_runs_a_turn_and_dedupes(gw_factory: GatewayFactory, fak
         assert final["runId"] == "idem-1" and final["sessionKey"] == "agent:main:main"
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         history = (await c.call("chat.history", {"sessionKey": "main"}))["payload"]
-        assert history["sessionKey"] == "agent:main:main" and history["totalMessages"] >= 2
+        assert history["sessionKey"] == "main" and history["totalMessages"] >= 2  # the legacy echoes the key as sent
+        assert history["sessionInfo"]["key"] == "agent:main:main" and history["pendingInputs"] == {"items": [], "total": 0}
+        effective = (await c.call("tools.effective", {"sessionKey": "main"}))["payload"]
+        assert effective["groups"][0]["label"] == "Built-in tools" and effective["profile"] == "full"
         listed = (await c.call("sessions.list"))["payload"]
         assert [s["key"] for s in listed["sessions"]] == ["agent:main:main"] and listed["count"] == 1
 

@@ -27,7 +27,9 @@ async def test_challenge_then_hello_ok_has_the_legacy_keys(gw: RunningGateway) -
         assert set(hello["snapshot"]) == SNAPSHOT_KEYS
         assert hello["snapshot"]["sessionDefaults"]["mainSessionKey"] == "agent:main:main"
         assert hello["policy"]["maxPayload"] == 26214400 and hello["policy"]["maxBufferedBytes"] == 52428800
-        assert hello["auth"] == {"method": "token", "role": "operator", "scopes": CLI_SCOPES}
+        auth = dict(hello["auth"])
+        assert len(auth.pop("recoveryScope")) == 43  # sha256, base64url (shared-auth material, as the legacy)
+        assert auth == {"method": "token", "role": "operator", "scopes": CLI_SCOPES}
         methods = set(hello["features"]["methods"])
         assert {"health", "status", "config.get", "chat.send", "tools.effective"} <= methods
         assert "sessions.patch" not in methods  # only what pyclaw implements is advertised
