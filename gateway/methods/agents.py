@@ -243,7 +243,9 @@ async def chat_history(ctx: MethodContext, params: Any) -> Any:
     }
 
 
-def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str, extra: str | None = None) -> None:
+def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str, extra: str | None = None,
+                final_response: bool = False) -> None:
+    """Run the turn in the background; with ``final_response`` the request gets its second ``res`` at the end."""
     state = ctx.app[STATE_KEY]
     try:
         from gateway.agent.runner import run_turn
@@ -257,6 +259,11 @@ def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str,
         try:
             result = await run_turn(ctx.app, session_key, message, run_id, emit, extra_system_prompt=extra)
             state.dedupe.put(run_id, {"runId": run_id, "status": "ok" if result.ok else "error"})
+            if final_response and result.ok:
+                ctx.respond_extra(True, {"runId": run_id, "status": "ok", "summary": "completed",
+                                         "result": {"text": result.text, "stopReason": result.stop_reason}}, None)
+            elif final_response:
+                ctx.respond_extra(False, None, {"code": "UNAVAILABLE", "message": result.error or "agent run failed"})
         except Exception:
             logger.exception("turn %s failed", run_id)
             state.dedupe.put(run_id, {"runId": run_id, "status": "error"})
@@ -288,5 +295,5 @@ async def agent(ctx: MethodContext, params: Any) -> Any:
     if cached is not None:
         return {"runId": run_id, "status": "in_flight" if cached.get("status") == "started" else cached["status"]}
     state.dedupe.put(run_id, {"runId": run_id, "status": "started"})
-    _start_turn(ctx, p.get("sessionKey") or "main", p["message"], run_id, p.get("extraSystemPrompt"))
+    _start_turn(ctx, p.get("sessionKey") or "main", p["message"], run_id, p.get("extraSystemPrompt"), final_response=True)
     return {"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}

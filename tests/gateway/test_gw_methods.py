@@ -147,3 +147,14 @@ async def test_control_ui_model_catalog_snapshot(gw: RunningGateway) -> None:
         assert snap["event"] == "models.snapshot" and "seq" not in snap
         assert snap["payload"]["scope"] == {"agentId": "main"}
         assert snap["payload"]["catalog"]["models"][0]["id"] == "fake-model"
+
+
+async def test_agent_answers_twice_accepted_then_final(gw_factory: GatewayFactory, fake_model: FakeModelServer) -> None:
+    async with gw_factory(data=offline_config("tok-" + "b" * 20, fake_model.url)) as g, open_client(g.url) as c:
+        assert (await c.connect(auth={"token": "tok-" + "b" * 20}))["ok"]
+        await c.send({"type": "req", "id": "a1", "method": "agent", "params": {"message": "ping", "idempotencyKey": "run-a1"}})
+        first = await c.response("a1", timeout=30)
+        assert first["payload"]["status"] == "accepted" and first["payload"]["runId"] == "run-a1"
+        second = await c.response("a1", timeout=30)
+        assert second["ok"] and second["payload"]["status"] == "ok" and second["payload"]["summary"] == "completed"
+        assert second["payload"]["result"]["text"] == "PONG from fake model"
