@@ -81,6 +81,13 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
     return resp
 
 
+def rejection(status: int, payload: Any) -> web.Response:
+    """The legacy's ``sendHttpRequestRejection`` (413/408 while reading a body): JSON, ``Connection: close``."""
+    resp = json_response(status, payload, {"Connection": "close"})
+    resp.force_close()
+    return resp
+
+
 def not_found() -> web.Response:
     return text(404, "Not Found")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -42,6 +43,9 @@ QUERY_TOKEN_TEXT = ("Hook token must be provided via Authorization: Bearer <toke
 PREPARATION_ERROR = "hook agent run failed before entering the agent runner"
 SESSION_KEY_DISABLED = ("sessionKey is disabled for externally supplied hook payload values; set "
                         "hooks.allowRequestSessionKey=true to enable")
+
+
+_AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def _opt(value: Any) -> str | None:
@@ -176,7 +180,9 @@ def _target_agent(settings: HooksSettings, raw: Any) -> tuple[str | None, str | 
     else:
         agent = raw.strip().lower()
         if agent not in settings.known_agents:
-            return None, f'unknown agentId "{raw.strip()}"'
+            # the legacy names the normalized (lower-case) id when the id is well-formed, else the raw text
+            shown = agent if _AGENT_ID.match(agent) else raw.strip()
+            return None, f'unknown agentId "{shown}"'
     if settings.allowed_agents is not None and agent not in settings.allowed_agents:
         return None, "agentId is not allowed by hooks.allowedAgentIds"
     return agent, None
@@ -214,7 +220,9 @@ async def handle_hooks(request: web.Request, settings: HooksSettings) -> web.Str
         return hh.not_found()
     body = await read_json_body(request, DEFAULT_MAX_BODY_BYTES)
     if not body.ok:
-        return _fail(413 if body.too_large else 400, body.error)
+        if body.too_large:
+            return hh.rejection(413, {"ok": False, "error": body.error})
+        return _fail(400, body.error)
     payload: dict[str, Any] = body.value if isinstance(body.value, dict) else {}
     if sub == "wake":
         return _wake(request, settings, payload)

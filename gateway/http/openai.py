@@ -193,7 +193,7 @@ async def _authorize_post(request: web.Request) -> web.StreamResponse | _Body:
     body = await read_json_body(request, MAX_BODY_BYTES)
     if not body.ok:
         if body.too_large:
-            return hh.json_response(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
+            return hh.rejection(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
         return hh.invalid_request(body.error)
     return _Body(body.value)
 

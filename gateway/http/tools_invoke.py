@@ -45,7 +45,7 @@ async def handle_tools_invoke(request: web.Request) -> web.StreamResponse:
     body = await read_json_body(request, MAX_BODY_BYTES)
     if not body.ok:
         if body.too_large:
-            return hh.json_response(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
+            return hh.rejection(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
         return hh.invalid_request(body.error)
     data = body.value if isinstance(body.value, dict) else {}
     raw_name = data.get("name") if data.get("name") is not None else data.get("tool")

@@ -40,6 +40,8 @@ async def test_check_order_and_texts_match_legacy(candidate: Candidate, legacy_c
         assert r.headers.get("Content-Type") == legacy_ct, name
         if name == "hk_get":
             assert r.headers["Allow"] == "POST"
+        if name == "hk_big":  # the legacy's request rejection closes the connection
+            assert r.headers["Connection"] == dict(legacy_capture[name]["headers"])["Connection"] == "close"
 
 
 async def test_wake_queued_then_coalesced(candidate: Candidate, legacy_capture: dict[str, Any]) -> None:
