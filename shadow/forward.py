@@ -324,9 +324,10 @@ class Forwarder:
             method = frame.method if isinstance(frame, Req) else None
             decision, route = self.policy.ws(method)
             if decision == MIRROR:
-                if isinstance(frame, Req):
-                    pl.expect(conn, "req:" + frame.id, route, "ws")
-                if not mirror.offer(text) and method is not None:
+                if mirror.offer(text):
+                    if isinstance(frame, Req):  # queued before the mirror task can run: no race with the answer
+                        pl.expect(conn, "req:" + frame.id, route, "ws")
+                elif method is not None:
                     pl.count(leg, "ws", route, "dropped")
             elif method is not None:
                 pl.count(leg, "ws", route, "skipped")

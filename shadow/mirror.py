@@ -251,6 +251,7 @@ class MirrorSession:
                                    self._reconnects)
                     return
                 logger.info("%s: %s leg connection lost (%s); reconnecting", self.conn, self.leg.value, kind)
+                await self._sleep_or_closed(min(lim.backoff_initial * 2 ** self._reconnects, lim.backoff_max))
             finally:
                 await cancel_all([reader])
                 await self._close_ws()

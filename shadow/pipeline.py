@@ -146,6 +146,14 @@ class Stage:
         self._tasks.clear()
 
 
+def _size(obs: Any) -> int:
+    if not isinstance(obs, Observation):
+        return 0
+    if obs.data is not None:
+        return len(obs.data)
+    return len(obs.data_b64) if obs.data_b64 is not None else 0
+
+
 # -- pairing -------------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -214,9 +222,11 @@ class Pairer:
     WS events by name in arrival order within ``window`` seconds. Only what was mirrored is waited for.
     """
 
-    def __init__(self, window: float, profile: Profile) -> None:
+    def __init__(self, window: float, profile: Profile, *, max_bytes: int = 64 << 20) -> None:
         self.window = window
         self.profile = profile
+        self.max_bytes = max_bytes
+        self.bytes = 0  # payload bytes held by halves waiting for their other leg
         self.pending: dict[tuple[str, str], _Half] = {}
         self._mirrored_ids: dict[str, dict[str, str]] = {}  # conn -> req id -> route
         self._res_index: dict[tuple[str, str, Leg], int] = {}
@@ -241,12 +251,19 @@ class Pairer:
         half = self.pending.get(key)
         if half is None:
             return []
-        half.legs.setdefault(obs.leg, obs)
+        if obs.leg not in half.legs:
+            half.legs[obs.leg] = obs
+            self.bytes += _size(obs)
         if obs.kind is Kind.ERROR or len(half.legs) == 2:
-            del self.pending[key]
-            outcome = "error" if obs.kind is Kind.ERROR else "pair"
-            return [Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))]
+            return [self._resolve(key, "error" if obs.kind is Kind.ERROR else "pair")]
+        if self.bytes > self.max_bytes:  # the other leg is too slow to keep this half: give it up, counted
+            return [self._resolve(key, "dropped")]
         return []
+
+    def _resolve(self, key: tuple[str, str], outcome: str) -> Joined:
+        half = self.pending.pop(key)
+        self.bytes -= sum(_size(o) for o in half.legs.values())
+        return Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))
 
     def _key(self, obs: Observation) -> tuple[str, str] | None:
         if obs.kind in (Kind.HTTP_RESPONSE, Kind.ERROR) and obs.conn.startswith("h"):
@@ -275,7 +292,10 @@ class Pairer:
                 _, first = per[other].popleft()
                 key = (obs.conn, f"event:{frame.event}:{id(first)}")
                 self.pending[key] = _Half(route, "ws", first.t, {other: first})
-                return key
+                return key  # ``first``'s bytes move from the event queue to the half
+            if self.bytes + _size(obs) > self.max_bytes:
+                return None
+            self.bytes += _size(obs)
             per[obs.leg].append((obs.t, obs))
         return None
 
@@ -285,12 +305,12 @@ class Pairer:
         cutoff = now - self.window
         for key, half in list(self.pending.items()):
             if half.t < cutoff:
-                del self.pending[key]
-                out.append(Joined(key[0], key[1], half.route, half.protocol, "unpaired", dict(half.legs)))
+                out.append(self._resolve(key, "unpaired"))
         for (conn, name), per in list(self._events.items()):
             for leg, q in per.items():
                 while q and q[0][0] < cutoff:
                     _, obs = q.popleft()
+                    self.bytes -= _size(obs)
                     out.append(Joined(conn, f"event:{name}", self.profile.event_label(name), "ws", "unpaired",
                                       {leg: obs}))
             if not per[Leg.LEGACY] and not per[Leg.CANDIDATE] and conn not in self.mirrored_conns:
@@ -338,7 +358,8 @@ class Pipeline:
         self.profile = profile
         self.comparator = comparator or ProfileComparator(profile)
         self.budget = Budget(config.limits.max_queued_bytes, metrics)
-        self.pairer = Pairer(config.limits.pair_window, profile)
+        self.pairer = Pairer(config.limits.pair_window, profile, max_bytes=config.limits.max_queued_bytes)
+        self.pair_bytes = 0  # payload bytes waiting in the pair queue
         self._http_mirror = http_mirror
         self._recorder = recorder
         self._store = store
@@ -383,7 +404,11 @@ class Pipeline:
         """
         if obs.kind in (Kind.WS_TEXT, Kind.WS_BINARY):
             self.metrics.frames.labels(leg=obs.leg.value, direction=obs.dir.value).inc()
-        self.stages["pair"].offer(obs)
+        size = _size(obs)
+        if self.pair_bytes + size > self.config.limits.max_queued_bytes:
+            self.metrics.drop("pair", "bytes")
+        elif self.stages["pair"].offer(obs):
+            self.pair_bytes += size
         if self._recorder is not None and (force_record or self._is_sampled(obs.conn)):
             self.stages["record"].offer(obs)
 
@@ -440,6 +465,7 @@ class Pipeline:
             _, conn, key, route, protocol, t = item
             self.pairer.expect(conn, key, route, protocol, t)
             return
+        self.pair_bytes -= _size(item)
         for result in self.pairer.receive(item):
             self._account(result)
 
@@ -454,6 +480,8 @@ class Pipeline:
                 self.count(leg, proto, result.route, outcome)
             result = Joined(result.conn, result.key, result.route, result.protocol, outcome, legs, detail)
         else:
+            if result.outcome == "dropped":
+                self.metrics.drop("pair", "bytes")
             for leg, obs in legs.items():
                 outcome = "error" if obs.kind is Kind.ERROR else result.outcome
                 self.count(leg, "http" if result.protocol == "http" else "ws", result.route, outcome)
