@@ -331,8 +331,24 @@ def cleanup_outside_files(run_dir: Path, *, remove_openclaw_tmp: bool) -> None:
     """Remove this run's lock files under ``/tmp/openclaw-state-locks-<uid>/`` (and ``/tmp/openclaw/`` if ours)."""
     for path in lock_files_for(run_dir):
         path.unlink(missing_ok=True)
-    if remove_openclaw_tmp and OPENCLAW_TMP.is_dir():
+    if remove_openclaw_tmp and OPENCLAW_TMP.is_dir() and not _openclaw_processes():
         shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
+
+
+def _openclaw_processes() -> list[int]:
+    """PIDs of any OpenClaw node process still running (another helper's legacy may share ``/tmp/openclaw``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("openclaw") or b"openclaw.mjs" in cmdline or b"/openclaw/dist/" in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def pid_alive(pid: int) -> bool:

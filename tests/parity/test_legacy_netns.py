@@ -67,7 +67,9 @@ def test_contained_runs_in_a_loopback_only_namespace_when_root() -> None:
 
 
 def test_contained_passes_the_exit_status_through() -> None:
-    proc = subprocess.run([str(CONTAINED), "sh", "-c", "exit 7"], capture_output=True, text=True, timeout=60 * S)
+    env = {k: v for k, v in os.environ.items() if k != "PARITY_CONTAINED"}  # not already inside: it must say which
+    proc = subprocess.run([str(CONTAINED), "sh", "-c", "exit 7"], capture_output=True, text=True, timeout=60 * S,
+                          env=env)
     assert proc.returncode == 7
     assert "[contained]" in proc.stderr
     usage = subprocess.run([str(CONTAINED)], capture_output=True, text=True, timeout=60 * S)
