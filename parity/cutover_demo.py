@@ -238,8 +238,9 @@ def run_cutover_demo(run_dir: Path, *, traces_dir: Path | None = None, scenarios
                   env=_env(PARITY_LOAD_TOKEN=legacy.token or "", PARITY_LOAD_HOOK_TOKEN=legacy.hook_token),
                   log=logs / "locust.log", timeout=locust_seconds + 60)
         summary["locust"] = {"exit": rc, "stats": str(run_dir / "locust_stats.csv")}
-        say(f"  locust: exit {rc} ({'thresholds met' if rc == 0 else 'thresholds broken or error'}; "
-            f"stats {run_dir / 'locust_stats.csv'})")
+        verdict = next((ln.split("locustfile: ", 1)[-1] for ln in (logs / "locust.log").read_text(errors="replace")
+                        .splitlines() if "parity thresholds" in ln), "no threshold line; see the log")
+        say(f"  locust: exit {rc} ({verdict}; stats {run_dir / 'locust_stats.csv'})")
 
         if prom is not None:
             time.sleep(3.0)  # two scrapes and rule evaluations after the last request

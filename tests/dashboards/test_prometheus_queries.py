@@ -1,25 +1,37 @@
 """Every Grafana panel query returns data from a REAL Prometheus scraping parity metrics under traffic.
 
 Prometheus is Debian's binary on 127.0.0.1 (``parity.prometheus.PrometheusServer``: tmp TSDB, 1 s scrapes, the
-project's rules.yml evaluated every second). The scraped endpoint is built from the real ``shadow.metrics.Metrics``
-class and fed pair/latency/drop/error traffic shaped like a proxy with a slightly wrong candidate, so every panel
-has something to show (see ``test_panels_against_the_shadow_proxy`` for the proxy itself).
+project's rules.yml evaluated every second).
+
+- ``test_panels_against_real_shadow_proxies``: two real ``shadow.proxy.ShadowProxy`` instances in front of the
+  real legacy, under WS and HTTP traffic. One mirrors to the legacy itself (pairs, latencies); the other mirrors to
+  a closed port with a 1-frame queue, so candidate errors and drops happen for real. Both are scraped as job
+  ``parity-shadow`` and every panel must return data.
+- ``test_every_panel_query_returns_data``: a fast variant without the legacy: an endpoint built from the real
+  ``shadow.metrics.Metrics`` class, fed pair/latency/drop/error traffic shaped like a proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
 import random
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
+from parity.legacy import free_port
 from parity.prometheus import PrometheusServer, find_prometheus
+from shadow.config import ShadowConfig
 from shadow.metrics import Metrics
+from shadow.proxy import ShadowProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,3 +140,85 @@ def test_a_query_for_a_missing_metric_is_caught(tmp_path: Path, metrics_endpoint
             time.sleep(0.5)
         assert prom.query("parity_pairs_total")
         assert prom.query("rate(parity_no_such_series_total[15s])") == []
+
+
+# -- the real proxy ----------------------------------------------------------------------------------------------
+
+
+async def ws_session(session: aiohttp.ClientSession, url: str, token: str, rpcs: int) -> None:
+    """Challenge, token connect (cli, no device), then ``rpcs`` read RPCs, each awaited by id."""
+    async with session.ws_connect(url.replace("http://", "ws://"), timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+        challenge = await ws.receive_json(timeout=30)
+        assert challenge["event"] == "connect.challenge"
+        methods = ["connect"] + [random.choice(["health", "status", "sessions.list", "models.list"]) for _ in range(rpcs)]
+        for method in methods:
+            rid = str(uuid.uuid4())
+            params: dict[str, Any] = {}
+            if method == "connect":
+                params = {"minProtocol": 4, "maxProtocol": 4, "role": "operator", "scopes": ["operator.read"],
+                          "client": {"id": "cli", "version": "0.1", "platform": "linux", "mode": "cli"},
+                          "auth": {"token": token}}
+            await ws.send_str(json.dumps({"type": "req", "id": rid, "method": method, "params": params}))
+            while True:
+                frame = await ws.receive_json(timeout=60)
+                if frame.get("type") == "res" and frame.get("id") == rid:
+                    assert frame["ok"], frame
+                    break
+
+
+async def drive_proxy(url: str, token: str, hook_token: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(f"{url}/healthz") as resp:
+                assert resp.status == 200
+            async with session.post(f"{url}/tools/invoke", json={"tool": "sessions_list", "args": {}},
+                                    headers={"Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 200
+            async with session.post(f"{url}/hooks/wake", json={"text": f"dash {uuid.uuid4()}"},
+                                    headers={"Authorization": f"Bearer {hook_token}"}) as resp:
+                assert resp.status == 200
+        await asyncio.gather(*(ws_session(session, url, token, 8) for _ in range(2)))
+
+
+@pytest.fixture
+async def two_proxies(legacy: Any) -> AsyncIterator[tuple[ShadowProxy, ShadowProxy]]:
+    base = {"listen": "127.0.0.1:0", "admin": "127.0.0.1:0",
+            "legacy": {"url": legacy.http_url, "token": legacy.token, "hook_token": legacy.hook_token}}
+    healthy = ShadowProxy(ShadowConfig.from_mapping({
+        **base, "candidate": {"url": legacy.http_url, "token": legacy.token, "hook_token": legacy.hook_token}}))
+    broken = ShadowProxy(ShadowConfig.from_mapping({
+        **base, "candidate": {"url": f"http://127.0.0.1:{free_port()}", "token": "x" * 48},
+        "limits": {"conn_queue": 1, "candidate_timeout": 1.0, "connect_retries": 0}}))
+    async with healthy, broken:
+        yield healthy, broken
+
+
+async def test_panels_against_real_shadow_proxies(tmp_path: Path, legacy: Any,
+                                                  two_proxies: tuple[ShadowProxy, ShadowProxy]) -> None:
+    healthy, broken = two_proxies
+    targets = [p.admin_url.removeprefix("http://") for p in (healthy, broken)]
+    queries = panel_queries()
+    prom = PrometheusServer(tmp_path / "prom", targets, scrape_interval=1.0, rule_interval=1.0)
+    await asyncio.to_thread(prom.start)
+    try:
+        empty: dict[str, str] = {}
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            await asyncio.gather(drive_proxy(healthy.url, legacy.token, legacy.hook_token),
+                                 drive_proxy(broken.url, legacy.token, legacy.hook_token))
+            await asyncio.sleep(1.5)
+            empty = {}
+            for where, expr, _kind in queries:
+                if not await asyncio.to_thread(prom.query, concrete(expr)):
+                    empty[where] = concrete(expr)
+            if not empty:
+                break
+        assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in empty.items())
+        up = await asyncio.to_thread(prom.query, 'up{job="parity-shadow"} == 1')
+        assert len(up) == 2
+        errors = await asyncio.to_thread(prom.query, "sum(parity_candidate_errors_total)")
+        assert float(errors[0]["value"][1]) > 0
+        assert broken.metrics.total("parity_candidate_errors_total") > 0
+        assert healthy.metrics.total("parity_pairs_total") > 0
+    finally:
+        await asyncio.to_thread(prom.stop)
