@@ -379,6 +379,9 @@ class Pipeline:
     def set_http_mirror(self, fn: Callable[[HttpJob], Awaitable[None]]) -> None:
         self._http_mirror = fn
 
+    def set_store(self, fn: Callable[[Joined], Awaitable[None]] | None) -> None:
+        self._store = fn
+
     def now(self) -> float:
         return self.clock() - self.t0
 

@@ -24,8 +24,9 @@ from shadow.forward import Forwarder
 from shadow.metrics import Metrics
 from shadow.mirror import HttpMirror
 from shadow.modes import ModeController
-from shadow.pipeline import Comparator, Pipeline
+from shadow.pipeline import Comparator, Joined, Pipeline, ProfileComparator
 from shadow.policy import Policy
+from wire.model import Kind, Leg, Pair
 from wire.profiles.base import Profile
 from wire.profiles.openclaw import get_profile
 from wire.redact import Redactor
@@ -71,6 +72,8 @@ class ShadowProxy:
         self.forwarder = Forwarder(config, self.metrics, self.pipeline, self.modes, self.policy,
                                    write_ahead=self.write_ahead)
         self._runners: list[web.AppRunner] = []
+        self.store: Any = None
+        self.run_id = 0
         self.port = 0
         self.admin_port = 0
 
@@ -84,6 +87,14 @@ class ShadowProxy:
         return f"http://{self.config.admin[0]}:{self.admin_port}"
 
     async def start(self) -> None:
+        if self.config.record.db:
+            from diffing.store import Store
+
+            self.store = await Store.open(self.config.record.db)
+            self.run_id = await self.store.start_run(
+                name=f"shadow {self.config.mode}", source="shadow", profile=self.profile.name,
+                legacy_url=self.config.legacy.url, candidate_url=self.config.candidate.url)
+            self.pipeline.set_store(self._store_pair)
         await self.pipeline.start()
         await self.http_mirror.start()
         self.port = await self._serve(self.forwarder.app(), *self.config.listen)
@@ -109,6 +120,10 @@ class ShadowProxy:
         self._runners.clear()
         await self.http_mirror.close()
         await self.pipeline.close()
+        if self.store is not None:
+            await self.store.finish_run(self.run_id)
+            await self.store.close()
+            self.store = None
         if self.trace is not None:
             self.trace.close()
         if self.write_ahead is not None:
@@ -120,6 +135,25 @@ class ShadowProxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def _store_pair(self, joined: Joined) -> None:
+        """The ``store`` stage: compared pairs (and half pairs) into the parity store, through the one differ."""
+        from diffing.diff import compare_pair
+
+        assert self.store is not None
+        cmp = self.pipeline.comparator
+        if not isinstance(cmp, ProfileComparator):
+            return
+        legs = {leg: cmp.exchange(joined, leg) for leg, o in joined.legs.items() if o.kind is not Kind.ERROR}
+        lx, cx = legs.get(Leg.LEGACY), legs.get(Leg.CANDIDATE)
+        if lx is None and cx is None:
+            return
+        result = joined.detail
+        if result is None:
+            kind = (lx or cx).kind  # type: ignore[union-attr]
+            result = compare_pair(Pair(conn=joined.conn, key=joined.key, kind=kind, group=joined.route, legacy=lx,
+                                       candidate=cx), self.profile)
+        self.store.add_pair(self.run_id, result, legacy=lx, candidate=cx)
 
     def health(self) -> dict[str, Any]:
         return {

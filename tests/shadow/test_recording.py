@@ -81,3 +81,29 @@ async def test_mismatch_is_counted_and_ratio_drops(fake_legacy: FakeGateway, mak
         assert 0 < m.value("parity_ratio", {"route": "*"}) < 1
     finally:
         await other.stop()
+
+
+async def test_pairs_reach_the_parity_store(tmp_path, fake_legacy: FakeGateway, make_proxy) -> None:
+    from diffing.store import Store
+
+    other = await FakeGateway(token="tok-cand", name="different").start()
+    db = f"sqlite:///{tmp_path / 'parity.db'}"
+    try:
+        proxy = await make_proxy(fake_legacy.url, other.url, record={"db": db})
+        await ws_transcript(proxy.url)
+        m = proxy.metrics
+        await async_wait_until(lambda: m.total("parity_pairs_total", route="health") == 1, 5 * S, what="pairs")
+        run_id = proxy.run_id
+        await proxy.stop()
+    finally:
+        await other.stop()
+    store = await Store.open(db)
+    try:
+        rows = await store.pair_rows(run_id)
+        diffs = await store.diff_rows(run_id)
+    finally:
+        await store.close()
+    routes = {r["route"]: r for r in rows}
+    assert routes["health"]["equal"] and not routes["connect"]["equal"]
+    assert any("server.version" in d["path"] for d in diffs)
+    assert all("tok-legacy" not in str(r) and "tok-cand" not in str(r) for r in rows + diffs)
