@@ -170,8 +170,9 @@ _EXTRA_MASKS = (
     # section 8, "Identifiers": msg_<uuid> also appears as item_id in /v1/responses SSE events
     (re.compile(r'(\\?"item_id\\?":\\?"msg_)' + _UUID.pattern), r"\1<uuid>"),
 )
-#: Section 8, "Timers"/background work: events that may or may not arrive during a scenario.
-_BACKGROUND_EVENTS = ('"event":"update.available"',)
+#: Section 8, "Timers"/background work: events that may or may not arrive during a scenario (seen right after
+#: boot: an update.available notice and a cron job announcement).
+_BACKGROUND_EVENTS = ('"event":"update.available"', '"event":"cron"')
 
 
 def _drop_update_schedule(data: str) -> str:
