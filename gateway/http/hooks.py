@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import logging
 import re
 import time
@@ -38,6 +40,9 @@ DEFAULT_MAX_BODY_BYTES = 262_144
 AUTH_FAILURE_LIMIT = 20
 AUTH_FAILURE_WINDOW_S = 60.0
 WAKE_QUEUE_MAX = 20
+MAX_IDEMPOTENCY_KEY = 256
+REPLAY_TTL_S = 300.0
+REPLAY_MAX = 1000
 QUERY_TOKEN_TEXT = ("Hook token must be provided via Authorization: Bearer <token> or X-OpenClaw-Token header "
                     "(query parameters are not allowed).")
 PREPARATION_ERROR = "hook agent run failed before entering the agent runner"
@@ -145,7 +150,9 @@ class WakeQueue:
 class HookRuntime:
     limiter: HookAuthLimiter = field(default_factory=HookAuthLimiter)
     wakes: WakeQueue = field(default_factory=WakeQueue)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    tasks: set[asyncio.Future[Any]] = field(default_factory=set)
+    #: replay key -> (monotonic end time or None while running, admission)
+    replays: dict[str, tuple[float | None, Admission]] = field(default_factory=dict)
 
 
 HOOKS_KEY = web.AppKey("gateway_http_hooks", HookRuntime)
@@ -288,13 +295,80 @@ async def _agent(request: web.Request, settings: HooksSettings, payload: Mapping
         return _fail(400, error)
     if value["session_mode"] == "persistent" and not settings.allowed_prefixes:
         return _fail(400, "hooks.allowedSessionKeyPrefixes is required when direct hook sessionMode is persistent")
-    return await dispatch_agent(request.app, agent or "main", value["message"], value["name"], sk,
-                                value["session_mode"], value["deliver"], value["wait"])
+    idem = idempotency_key(request, payload)
+    replay_key = None
+    if idem is not None:
+        scope = json.dumps([agent, value["session_key"] or settings.default_session_key, value["message"],
+                            value["name"], value["session_mode"], value["deliver"], payload.get("model"),
+                            payload.get("thinking"), payload.get("timeoutSeconds"), payload.get("wakeMode")])
+        replay_key = "|".join(hashlib.sha256(x.encode()).hexdigest() for x in (settings.token, "agent", scope, idem))
+    admission = await dispatch_agent(request.app, agent or "main", value["message"], value["name"], sk,
+                                     value["session_mode"], value["deliver"], replay_key)
+    return await admission.respond(value["wait"])
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of admitting one hook agent run (kept for idempotent replays)."""
+
+    run_id: str
+    ok: bool
+    task: asyncio.Future[dict[str, Any]] | None = None
+
+    async def respond(self, wait: bool) -> web.Response:
+        if not self.ok or self.task is None:
+            return _fail(502, PREPARATION_ERROR, runId=self.run_id)
+        if wait:
+            completion = await asyncio.shield(self.task)
+            return hh.json_response(200, {"ok": True, "runId": self.run_id, "completion": completion})
+        return hh.json_response(200, {"ok": True, "runId": self.run_id})
+
+
+def idempotency_key(request: web.Request, payload: Mapping[str, Any]) -> str | None:
+    """``Idempotency-Key``, then ``X-OpenClaw-Idempotency-Key``, then ``payload.idempotencyKey`` (<= 256 chars)."""
+    for raw in (request.headers.get("Idempotency-Key"), request.headers.get("X-OpenClaw-Idempotency-Key"),
+                payload.get("idempotencyKey")):
+        if isinstance(raw, str) and raw.strip() and len(raw.strip()) <= MAX_IDEMPOTENCY_KEY:
+            return raw.strip()
+    return None
 
 
 async def dispatch_agent(app: web.Application, agent: str, message: str, name: str, session_key: str | None,
-                         session_mode: str, deliver: bool, wait: bool) -> web.Response:
-    """Admit a hook agent run: provider preflight (502 on failure), then the turn in the background."""
+                         session_mode: str, deliver: bool, replay_key: str | None = None) -> Admission:
+    """Admit a hook agent run (provider preflight first; a failure is a 502), then run the turn in the background.
+
+    With ``replay_key`` a repeat within 5 minutes of the run's end returns the first admission (same ``runId``),
+    as the legacy's hook replay cache does; failed admissions are not kept.
+    """
+    runtime = app[HOOKS_KEY]
+    if replay_key is not None:
+        cached = runtime.replays.get(replay_key)
+        if cached is not None and (cached[0] is None or time.monotonic() - cached[0] < REPLAY_TTL_S):
+            return cached[1]
+    admission = await _admit(app, agent, message, name, session_key, session_mode, deliver)
+    if replay_key is not None and admission.ok and admission.task is not None:
+        runtime.replays[replay_key] = (None, admission)
+
+        def settle(_: Any) -> None:
+            if runtime.replays.get(replay_key, (None, None))[1] is admission:
+                runtime.replays[replay_key] = (time.monotonic(), admission)
+
+        admission.task.add_done_callback(settle)
+        _prune_replays(runtime)
+    return admission
+
+
+def _prune_replays(runtime: HookRuntime) -> None:
+    now = time.monotonic()
+    for key, (ended, _) in list(runtime.replays.items()):
+        if ended is not None and now - ended >= REPLAY_TTL_S:
+            del runtime.replays[key]
+    while len(runtime.replays) > REPLAY_MAX:
+        del runtime.replays[next(iter(runtime.replays))]
+
+
+async def _admit(app: web.Application, agent: str, message: str, name: str, session_key: str | None,
+                 session_mode: str, deliver: bool) -> Admission:
     from gateway.agent.provider import ProviderError, resolve_primary
     from gateway.agent.runner import PROVIDER_KEY, run_turn
     from gateway.app import BROADCAST_KEY, CONFIG_KEY, SESSIONS_KEY
@@ -306,7 +380,7 @@ async def dispatch_agent(app: web.Application, agent: str, message: str, name: s
         await app[PROVIDER_KEY].preflight(ref)
     except (ProviderError, KeyError) as exc:
         logger.warning("hook agent run %s not admitted: %s", run_id, exc)
-        return _fail(502, PREPARATION_ERROR, runId=run_id)
+        return Admission(run_id, False)
     key = session_key if session_mode == "persistent" and session_key else f"cron:{job_id}"
     app[SESSIONS_KEY].ensure(_main_key(agent, key), channel="internal")
     broadcast = app.get(BROADCAST_KEY)
@@ -317,12 +391,11 @@ async def dispatch_agent(app: web.Application, agent: str, message: str, name: s
 
     async def run() -> dict[str, Any]:
         result = await run_turn(app, _main_key(agent, key), message, run_id, emit)
-        runtime = app[HOOKS_KEY]
         if not result.ok or deliver:
             status = "ok" if result.ok else "error"
             summary = result.text if result.ok else (result.error or status)
             prefix = f"Hook {name}" if result.ok else f"Hook {name} ({status})"
-            runtime.wakes.enqueue(_main_key(agent, settings_default(app)), f"{prefix}: {summary}".strip())
+            app[HOOKS_KEY].wakes.enqueue(_main_key(agent, settings_default(app)), f"{prefix}: {summary}".strip())
         if not result.ok:
             return {"status": "error", "replyDisposition": "empty"}
         return {"status": "ok", "replyDisposition": "visible" if result.text else "empty", "delivered": False,
@@ -332,10 +405,7 @@ async def dispatch_agent(app: web.Application, agent: str, message: str, name: s
     runtime = app[HOOKS_KEY]
     runtime.tasks.add(task)
     task.add_done_callback(runtime.tasks.discard)
-    if wait:
-        completion = await asyncio.shield(task)
-        return hh.json_response(200, {"ok": True, "runId": run_id, "completion": completion})
-    return hh.json_response(200, {"ok": True, "runId": run_id})
+    return Admission(run_id, True, task)
 
 
 def settings_default(app: web.Application) -> str | None:
@@ -379,14 +449,32 @@ async def _mapped(request: web.Request, settings: HooksSettings, payload: dict[s
             agents.append(action)
     if not agents:
         return hh.json_response(200, {"ok": True, "mode": wake_mode or "now", **(wake_result or {})})
-    first = agents[0]
-    agent, _ = _mapping_agent(settings, first.agent_id)
-    source = "mapping-static" if first.session_key_source == "static" else "mapping-templated"
-    sk, error = _session_key(settings, first.session_key, source)
-    if error:
-        return _fail(400, error, **(wake_result or {}))
-    return await dispatch_agent(request.app, agent, first.message, first.name or "Hook", sk, first.session_mode,
-                                first.deliver is not False, False)
+    prepared = []
+    for action in agents:
+        agent, _ = _mapping_agent(settings, action.agent_id)
+        source = "mapping-static" if action.session_key_source == "static" else "mapping-templated"
+        sk, error = _session_key(settings, action.session_key, source)
+        if error:
+            return _fail(400, error, **(wake_result or {}))
+        prepared.append((agent, action, sk))
+    admissions = [await dispatch_agent(request.app, agent, action.message, action.name or "Hook", sk,
+                                       action.session_mode, action.deliver is not False)
+                  for agent, action, sk in prepared]
+    extra = wake_result or {}
+    if len(admissions) == 1:
+        first = admissions[0]
+        if not first.ok:
+            return _fail(502, PREPARATION_ERROR, runId=first.run_id, **extra)
+        return hh.json_response(200, {"ok": True, "runId": first.run_id, **extra})
+    run_ids = [a.run_id for a in admissions if a.ok]
+    failed = [a for a in admissions if not a.ok]
+    if not failed:
+        return hh.json_response(200, {"ok": True, "runId": run_ids[0], "runIds": run_ids,
+                                      "dispatched": len(run_ids), **extra})
+    return hh.json_response(502, {
+        "ok": False, "runIds": run_ids, "errors": [PREPARATION_ERROR] * min(5, len(failed)), **extra,
+        "error": f"hook fan-out incomplete: {len(run_ids)}/{len(admissions)} dispatched, {len(failed)} failed, "
+                 f"0 pending"})
 
 
 def _mapping_agent(settings: HooksSettings, raw: str | None) -> tuple[str, str | None]:

@@ -204,3 +204,30 @@ async def test_random_hook_bodies_get_legacy_answers(candidate: Candidate) -> No
             assert r.headers["Content-Type"] == "application/json; charset=utf-8"
             payload = await r.json()
             assert payload["ok"] is (r.status == 200)
+
+
+async def test_agent_idempotency_key_replays_the_run(candidate: Candidate) -> None:
+    c, H = candidate.client, candidate.hook_auth
+    first = await (await c.post("/hooks/agent", headers=H, json={"message": "m", "idempotencyKey": "k1",
+                                                                 "waitForCompletion": True})).json()
+    again = await (await c.post("/hooks/agent", headers={**H, "Idempotency-Key": "k1"},
+                                json={"message": "m", "waitForCompletion": True})).json()
+    other = await (await c.post("/hooks/agent", headers=H, json={"message": "other", "idempotencyKey": "k1"})).json()
+    plain = await (await c.post("/hooks/agent", headers=H, json={"message": "m"})).json()
+    assert again == first and first["ok"]
+    assert other["runId"] != first["runId"] and plain["runId"] != first["runId"]
+    runs = [r for r in candidate.app[SESSIONS_KEY].list("main") if r["key"].startswith("agent:main:cron:")]
+    assert len(runs) == 3  # the replay did not start a fourth turn
+
+
+async def test_mapping_fanout_dispatches_every_item(candidate_factory: CandidateFactory) -> None:
+    mapping = {"match": {"path": "batch"}, "forEach": "items", "messageTemplate": "item {{payload.items[0].n}}"}
+    async with candidate_factory({"hooks": {"mappings": [mapping]}}) as c:
+        r = await c.client.post("/hooks/batch", headers=c.hook_auth, json={"items": [{"n": 1}, {"n": 2}]})
+        body = await r.json()
+        assert r.status == 200 and body["ok"] and body["dispatched"] == 2 and body["runId"] == body["runIds"][0]
+        r = await c.client.post("/hooks/batch", headers=c.hook_auth, json={"items": []})
+        assert r.status == 204
+        r = await c.client.post("/hooks/batch", headers=c.hook_auth, json={"items": [{"n": 3}]})
+        body = await r.json()
+        assert r.status == 200 and set(body) == {"ok", "runId"}

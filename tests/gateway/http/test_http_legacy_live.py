@@ -77,3 +77,38 @@ async def test_same_answers_as_the_real_legacy(legacy: Any, candidate: Candidate
             if ours != theirs:
                 mismatches.append((case[:2], {"legacy": theirs, "candidate": ours}))
     assert not mismatches, mismatches
+
+
+TURN_CASES: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("POST", "/v1/chat/completions", "gw", {"json": {"model": "openclaw", "messages": [{"role": "user", "content": "hi"}]}}),
+    ("POST", "/v1/chat/completions", "gw", {"json": {"model": "openclaw/main", "stream": True,
+                                                     "stream_options": {"include_usage": True},
+                                                     "messages": [{"role": "system", "content": "be brief"},
+                                                                  {"role": "user", "content": "hi"}]}}),
+    ("POST", "/v1/responses", "gw", {"json": {"model": "openclaw", "input": "hi"}}),
+    ("POST", "/v1/responses", "gw", {"json": {"model": "openclaw", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}], "stream": True}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "live probe", "name": "Live", "deliver": False,
+                                               "waitForCompletion": True}}),
+]
+
+
+async def test_same_turn_answers_as_the_real_legacy(legacy: Any, candidate: Candidate) -> None:
+    """Real turns on both legs against the same fake model: bodies equal after id/time normalization."""
+    cand_base = str(candidate.client.make_url("")).rstrip("/")
+    mismatches = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        for case in TURN_CASES:
+            theirs = await answer(session, legacy.http_url.rstrip("/"), case, legacy.token, legacy.hook_token)
+            ours = await answer(session, cand_base, case, candidate.token, candidate.hook_token)
+            if ours != theirs:
+                mismatches.append((case[:2], {"legacy": theirs, "candidate": ours}))
+        # an identical wake text twice: queued, then coalesced, on both legs (unique text per run)
+        text = f"live wake {id(session)}"
+        for _ in range(2):
+            case = ("POST", "/hooks/wake", "hook", {"json": {"text": text}})
+            theirs = await answer(session, legacy.http_url.rstrip("/"), case, legacy.token, legacy.hook_token)
+            ours = await answer(session, cand_base, case, candidate.token, candidate.hook_token)
+            if ours != theirs:
+                mismatches.append((case[:2], {"legacy": theirs, "candidate": ours}))
+    assert not mismatches, mismatches
