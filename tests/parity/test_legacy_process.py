@@ -32,7 +32,8 @@ def _post(url: str, body: object, token: str) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=120 * S) as resp:
+        # The first agent turn prepares the workspace and tool catalog: 13-25 s on 2 idle cores, much more under load.
+        with urllib.request.urlopen(req, timeout=240 * S) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
