@@ -11,6 +11,7 @@ reduced to the last user message plus system text, client tools/tool_choice/imag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -213,6 +214,29 @@ def _sse_response() -> web.StreamResponse:
     return resp
 
 
+class _Sink:
+    """Writes SSE text; once the client has gone, later writes are dropped (the turn still completes and is
+    persisted; the legacy aborts it instead - known gap)."""
+
+    def __init__(self, resp: web.StreamResponse) -> None:
+        self.resp = resp
+        self.gone = False
+
+    async def send(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            await self.resp.write(text.encode())
+        except (ConnectionError, RuntimeError) as exc:
+            logger.info("SSE client went away: %s", exc)
+            self.gone = True
+
+    async def close(self) -> None:
+        if not self.gone:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.resp.write_eof()
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -320,8 +344,10 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     resp = _sse_response()
     await resp.prepare(request)
 
+    sink = _Sink(resp)
+
     async def write(obj: Any) -> None:
-        await resp.write(f"data: {_dumps(obj)}\n\n".encode())
+        await sink.send(f"data: {_dumps(obj)}\n\n")
 
     await write({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
     streamed: list[str] = []
@@ -342,8 +368,8 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
                                           "finish_reason": "length" if result.stop_reason == "length" else "stop"}]})
         if include_usage:
             await write({**base, "choices": [], "usage": _chat_usage(result.usage)})
-    await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof()
+    await sink.send("data: [DONE]\n\n")
+    await sink.close()
     return resp
 
 
@@ -437,8 +463,10 @@ async def handle_responses(request: web.Request) -> web.StreamResponse:
     resp = _sse_response()
     await resp.prepare(request)
 
+    sink = _Sink(resp)
+
     async def event(obj: dict[str, Any]) -> None:
-        await resp.write(f"event: {obj['type']}\ndata: {_dumps(obj)}\n\n".encode())
+        await sink.send(f"event: {obj['type']}\ndata: {_dumps(obj)}\n\n")
 
     initial = _resource(rid, created, "in_progress", model, [], None)
     await event({"type": "response.created", "response": initial})
@@ -471,6 +499,6 @@ async def handle_responses(request: web.Request) -> web.StreamResponse:
     else:
         await event({"type": "response.failed", "response": _resource(
             rid, created, "failed", model, [], None, {"code": "api_error", "message": "internal error"})})
-    await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof()
+    await sink.send("data: [DONE]\n\n")
+    await sink.close()
     return resp

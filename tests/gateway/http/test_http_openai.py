@@ -121,3 +121,14 @@ async def test_user_field_keeps_one_session(candidate: Candidate) -> None:
         assert r.status == 200
     history = candidate.app[SESSIONS_KEY].history("agent:main:openai-user:u1")
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_stream_client_leaving_early_does_not_break_the_server(candidate: Candidate) -> None:
+    resp = await candidate.client.post("/v1/chat/completions", headers=candidate.auth, json={**HI, "stream": True})
+    first = await resp.content.readline()
+    assert first.startswith(b"data: ")
+    resp.close()  # drop the connection mid-stream
+    r = await candidate.client.get("/healthz")
+    assert r.status == 200
+    r = await candidate.client.post("/v1/chat/completions", headers=candidate.auth, json=HI)
+    assert r.status == 200 and (await r.json())["choices"][0]["message"]["content"] == "PONG from fake model"
