@@ -12,7 +12,11 @@ Fixtures (all session-scoped):
 - ``legacy_b``: a second, independent legacy (own port, state and secrets; same fake model), booted lazily.
 - ``legacy_factory``: ``legacy_factory(auth="password", config_overrides={...}, name="pw")`` boots more legacies
   (e.g. password auth); each is stopped at session end and guard-checked like the others.
-Every test using a legacy fixture is marked ``legacy`` automatically (``-m "not legacy"`` skips them).
+- ``legacy_installation``: the verified ``parity.legacy.Installation`` (``.node``, ``.entry``, ``.root``).
+Every test using one of these legacy fixtures (tests that boot their own legacy request ``legacy_installation``)
+is marked ``legacy`` automatically (``-m "not legacy"`` deselects them) and, unless it sets its own, gets a 480 s
+pytest-timeout (fixture setup, i.e. the boot, counts toward it). Timeouts: ``from _timing import MS, S`` (scaled by
+``PARITY_TEST_TIMEOUT_FACTOR``). Extra legacies go through ``legacy_factory`` so they are stopped and guard-checked.
 
 At session end every legacy is stopped and its guard log must hold only ``BLOCKED dns.promises.lookup
 clawhub.ai`` lines: anything else fails the run (exit status 1, listed in the summary) - a new line means the
@@ -26,13 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _timing import FACTOR
 
 from parity.legacy import EXPECTED_GUARD_LINE, FakeModelServer, LegacyGateway, LegacyOptions
 from parity.legacy.install import find_installation, install
 from parity.legacy.netns import describe as describe_isolation
 from wire.errors import LegacyError
 
-LEGACY_FIXTURES = frozenset({"legacy", "legacy_b", "legacy_factory"})
+LEGACY_FIXTURES = frozenset({"legacy", "legacy_b", "legacy_factory", "legacy_installation"})
+#: Per-test hang guard for tests using a legacy fixture: the usual 300 s plus the boot deadline.
+LEGACY_TEST_TIMEOUT_S = int((300 + 180) * FACTOR)
 
 #: Every legacy booted by these fixtures in this session, in boot order: (name, gateway).
 _BOOTED: list[tuple[str, LegacyGateway]] = []
@@ -48,6 +55,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if LEGACY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.legacy)
+            # pytest-timeout counts fixture setup: the test that boots a legacy (up to 180 s) gets that on top.
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(LEGACY_TEST_TIMEOUT_S))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
