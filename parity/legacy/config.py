@@ -173,7 +173,9 @@ def build_env(layout: RunLayout, *, node_bin_dir: Path | None = None,
     """The environment of a contained legacy process (gateway or CLI client): every path into the run dir."""
     src = dict(os.environ if base is None else base)
     # Never inherit credentials or a foreign OpenClaw setup from the caller's shell.
-    env = {k: v for k, v in src.items() if not k.startswith(("OPENCLAW_", "NODE_", "npm_"))}
+    # Proxy variables go too: a proxy on loopback would pass the guard and carry traffic off the machine.
+    env = {k: v for k, v in src.items()
+           if not k.startswith(("OPENCLAW_", "NODE_", "npm_", "GLOBAL_AGENT_")) and not k.lower().endswith("_proxy")}
     path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     if node_bin_dir is not None:
         path = f"{node_bin_dir}{os.pathsep}{path}"

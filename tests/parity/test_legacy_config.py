@@ -87,9 +87,11 @@ def test_written_config_is_private(tmp_path: Path) -> None:
 def test_env_points_everything_into_the_run_dir(tmp_path: Path) -> None:
     layout = RunLayout(tmp_path)
     env = build_env(layout, node_bin_dir=Path("/opt/node/bin"),
-                    base={"PATH": "/usr/bin", "OPENCLAW_GATEWAY_TOKEN": "leak", "NODE_OPTIONS": "--inspect", "LANG": "C"})
+                    base={"PATH": "/usr/bin", "OPENCLAW_GATEWAY_TOKEN": "leak", "NODE_OPTIONS": "--inspect", "LANG": "C",
+                          "HTTPS_PROXY": "http://127.0.0.1:3128", "all_proxy": "socks5://127.0.0.1:1080"})
     assert env["PATH"] == "/opt/node/bin:/usr/bin" and env["LANG"] == "C"
     assert "OPENCLAW_GATEWAY_TOKEN" not in env
+    assert "HTTPS_PROXY" not in env and "all_proxy" not in env  # a loopback proxy would tunnel past the guard
     assert env["NODE_OPTIONS"] == f"--require {GUARD_PATH}"
     assert env["PARITY_GUARD_LOG"] == str(layout.guard_log)
     for key in ("HOME", "OPENCLAW_STATE_DIR", "TMPDIR", "OPENCLAW_WORKSPACE_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
