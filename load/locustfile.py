@@ -10,9 +10,11 @@ Credentials come from the environment, never from flags (they would land in shel
 ``PARITY_LOAD_TOKEN`` (gateway token: WS connect, /tools/invoke, /v1/*) and ``PARITY_LOAD_HOOK_TOKEN`` (hooks).
 Without a hook token the hook tasks are skipped; without a gateway token the WS user cannot connect.
 
-The mix follows the golden scenarios (tests/scenarios): mostly read RPCs over WS after one handshake per
-connection, some agent turns (chat.send), and over HTTP the probes, hooks, tools invoke and the OpenAI models
-list. ``WS_MIX``/``HTTP`` task weights below are that mix; edit them together with the scenarios.
+The mix covers the families of the golden scenarios (tests/scenarios: ws-handshake, ws-rpc, ws-agent,
+http-probes, http-hooks, http-tools, http-openai), weighted the way operator traffic is rather than one call per
+scenario: one handshake per WS connection, then mostly read RPCs with some agent turns (chat.send); over HTTP the
+probes, hooks, tools invoke and the OpenAI models list. WS users outnumber HTTP users 3:1. Only calls that are
+safe to repeat are used (no config writes, no pairing); edit ``WS_MIX`` and the task weights together.
 
 Thresholds set the exit code (a ``quitting`` listener): the run fails (exit 1) when the failure ratio is above
 ``--max-fail-ratio`` (env ``PARITY_LOAD_MAX_FAIL_RATIO``), when the p99 of all requests is above ``--max-p99-ms``
