@@ -69,7 +69,7 @@ def method(name: str, scope: str | None = READ) -> Callable[[Handler], Handler]:
 
 
 def _load() -> None:
-    from gateway.methods import agents, config, health, system  # noqa: F401  (registration side effects)
+    from gateway.methods import agents, config, health, inventory, system  # noqa: F401  (registration side effects)
 
 
 def implemented_methods() -> list[str]:

@@ -120,7 +120,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             if not conn.authorized:
                 if len(raw) > PREAUTH_MAX:
                     log.info("preauth payload too large (%d bytes)", len(raw))
-                    conn.request_close(1009, "preauth payload too large")
+                    conn.request_close(1009, "")  # observed: 1009 with an empty reason (reference §2.8 says otherwise)
                     break
                 parsed = _parse(text)
                 if parsed is _BAD:

@@ -1,4 +1,4 @@
-"""Fixtures for the candidate's WS/core tests: ``gateway.make_app`` served by a real aiohttp runner on 127.0.0.1.
+"""Helpers and fixtures for the candidate's WS/core tests (imported by tests/gateway/conftest.py): ``gateway.make_app`` served by a real aiohttp runner on 127.0.0.1.
 
 - ``gw_factory(overrides=None, env=None)``: async context manager yielding a ``RunningGateway`` (``url``,
   ``port``, ``token``, ``app``, ``state_dir``) for the offline config of reference §1.4 (token auth), with

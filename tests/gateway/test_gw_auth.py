@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import CLI_CLIENT, GatewayFactory, RunningGateway, open_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from gw_support import CLI_CLIENT, GatewayFactory, RunningGateway, open_client
 
 from gateway.auth import RateLimiter
 from gateway.config import RateLimitSettings

@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any
 
-from conftest import RunningGateway, open_client
+from gw_support import RunningGateway, open_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

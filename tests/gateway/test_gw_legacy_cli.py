@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GatewayFactory
+from gw_support import GatewayFactory
 
 from parity.legacy.process import legacy_cli
 

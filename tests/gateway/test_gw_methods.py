@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from conftest import GatewayFactory, RunningGateway, offline_config, open_client
+from gw_support import GatewayFactory, RunningGateway, offline_config, open_client
 
 from parity.legacy import FakeModelServer
 
@@ -97,6 +97,9 @@ async def test_params_validation_texts(gw: RunningGateway) -> None:
             "invalid chat.history params: must have required property 'sessionKey'")
         assert (await c.call("chat.send", {"sessionKey": "main", "message": "x"}))["error"]["message"] == (
             "invalid chat.send params: must have required property 'idempotencyKey'")
+        assert (await c.call("sessions.preview", {}))["error"]["message"] == (
+            "invalid sessions.preview params: must have required property 'keys'")
+        assert (await c.call("users.self", {}))["error"] == {"code": "FORBIDDEN", "message": "users.self requires an authenticated user"}
         assert (await c.call("agents.list", {"x": 1}))["error"]["message"] == (
             "invalid agents.list params: at root: unexpected property 'x'")
 
