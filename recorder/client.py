@@ -107,6 +107,8 @@ class WsClient:
         self.close_reason: str | None = None
         self._we_closed = False
         self.received: list[Frame] = []
+        #: frames taken off the queue by :meth:`wait`, in order
+        self.consumed: list[Frame] = []
         #: scenario step id stamped on this connection's observations (set by the driver before each step).
         self.step: str | None = None
 
@@ -212,6 +214,8 @@ class WsClient:
                     return got
                 continue
             got.append(frame)
+            if not frame.closed:
+                self.consumed.append(frame)
             if frame.closed:
                 # Keep the sentinel available for later waits on this connection.
                 self.queue.put_nowait(frame)

@@ -317,7 +317,7 @@ async def _await_answers(client: WsClient, sent: Observation, answers: list[Obse
         if sig is None:
             return False
         seen[sig] += 1
-        if sig == last and not last_seen:
+        if sig == last and not last_seen and seen[sig] >= needed[sig]:
             last_seen = True
             return True  # from now on, a quiet line also ends the wait
         return satisfied()

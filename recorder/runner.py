@@ -234,7 +234,19 @@ class _Run:
             return
         until = self.ctx.resolve(until, c.conn)
         if "res" in until:
-            await c.wait(lambda f: _is_res(f, str(until["res"])), timeout=timeout, what=f"res {until['res']}")
+            # nth: the n-th res with that id on this connection (``agent`` answers twice: accepted, then final).
+            nth = int(until.get("nth", 1))
+            already = sum(1 for f in c.consumed if _is_res(f, str(until["res"])))
+            if already >= nth:
+                return
+            left = [nth - already]
+
+            def nth_res(f: Frame) -> bool:
+                if _is_res(f, str(until["res"])):
+                    left[0] -= 1
+                return left[0] <= 0
+
+            await c.wait(nth_res, timeout=timeout, what=f"res {until['res']} #{nth}")
         elif "event" in until:
             state = until.get("state")
             await c.wait(lambda f: _is_event(f, until["event"], state), timeout=timeout,

@@ -12,7 +12,7 @@ A file holds ``scenarios:``, a list. Each scenario::
         - ws_connect: {conn: c1}                       # open, wait challenge, send connect, wait res
         - ws_rpc: {conn: c1, method: health}           # send a req, wait for its res
         - ws_send: {conn: c1, frame: {type: req, id: x, method: health}}   # or text: "raw", or binary_size: N
-        - ws_expect: {conn: c1, until: {res: x}, timeout_ms: 5000}         # res | event (+state) | count | quiet_ms | close
+        - ws_expect: {conn: c1, until: {res: x}, timeout_ms: 5000}   # res (+nth) | event (+state) | count | quiet_ms | close
         - ws_close: {conn: c1, code: 1000}
         - http: {method: POST, path: /hooks/wake, headers: {...}, json: {...}}   # or text:, bytes_of_size:, query:
         - sleep_ms: 200
@@ -69,7 +69,7 @@ STEP_KINDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "sleep_ms": {},
 }
-_UNTIL_KEYS = {"res", "event", "state", "count", "quiet_ms", "close"}
+_UNTIL_KEYS = {"res", "nth", "event", "state", "count", "quiet_ms", "close"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +257,11 @@ class _Parser:
             else:
                 bad = set(until) - _UNTIL_KEYS
                 conds = [k for k in ("res", "event", "count", "quiet_ms", "close") if k in until]
-                if bad or len(conds) != 1 or ("state" in until and "event" not in until):
-                    raise self.error(vnode, "until takes exactly one of res, event (+ optional state), count, "
+                if bad or len(conds) != 1 or ("state" in until and "event" not in until) or \
+                        ("nth" in until and "res" not in until):
+                    raise self.error(vnode, "until takes exactly one of res (+ optional nth), event (+ optional state), count, "
                                             f"quiet_ms, close; got {sorted(until)}")
-                for k in ("count", "quiet_ms"):
+                for k in ("count", "quiet_ms", "nth"):
                     if k in until and (not isinstance(until[k], int) or until[k] < 1):
                         raise self.error(vnode, f"until.{k} must be a positive integer")
 

@@ -95,6 +95,10 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
                 seq += 1
                 await ws.send_str(json.dumps({"type": "event", "event": "chat", "seq": seq,
                                               "payload": {"runId": run, "state": state}}))
+        elif method == "agent":  # two responses on one id, like the legacy's agent method
+            await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "accepted"}}))
+            await asyncio.sleep(0.5)  # longer than the replayer's quiet window
+            await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "ok"}}))
         elif method == "bye":
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True}))
             await ws.close(code=4001, message=b"bye")

@@ -108,6 +108,19 @@ async def test_speed_keeps_recorded_spacing(toy: ToyGateway, toy_b: ToyGateway) 
     assert health_t(paced) >= 0.4 > health_t(fast)
 
 
+async def test_replay_waits_for_every_answer_the_recording_got(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    sc = parse_text("scenarios:\n  - id: a\n    steps:\n      - ws_connect: {conn: c1}\n"
+                    "      - ws_send: {conn: c1, frame: {type: req, id: a1, method: agent}}\n"
+                    "      - ws_expect: {conn: c1, until: {res: a1, nth: 2}}\n"
+                    "      - ws_close: {conn: c1}\n", "a.yaml")[0]
+    buf = io.StringIO()
+    assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
+    out = await replay_trace(read_trace(io.StringIO(buf.getvalue())), Target(url=toy_b.url, token=toy_b.token),
+                             leg=Leg.CANDIDATE)
+    answers = [o.step for o in out.observations if o.dir is Direction.S2C and '"a1"' in (o.data or "")]
+    assert answers == ["s3", "s3"]  # both answers arrived before the close was sent, under the expect step
+
+
 # --- against the real legacy -------------------------------------------------------------------------------------
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -110,3 +110,15 @@ async def test_down_target_is_reported_as_upstream_down() -> None:
     sc = _one("      - ws_connect: {conn: c1}\n")
     result = await run_scenario(sc, Target(url="http://127.0.0.1:9", token="x"))  # type: ignore[arg-type]
     assert not result.ok and result.upstream_down and "cannot open" in (result.error or "")
+
+
+async def test_expect_nth_response_waits_for_the_second_answer_on_one_id(toy: ToyGateway) -> None:
+    sc = _one("      - ws_connect: {conn: c1}\n"
+              "      - ws_rpc: {conn: c1, method: agent, id: a1}\n"
+              "      - ws_expect: {conn: c1, until: {res: a1, nth: 2}, timeout_ms: 2000}\n"
+              "      - ws_expect: {conn: c1, until: {res: a1, nth: 2}, timeout_ms: 100}\n")  # already there: no wait
+    result = await run_scenario(sc, _target(toy))  # type: ignore[arg-type]
+    assert result.ok, result.error
+    answers = [json.loads(o.data or "")["payload"]["status"] for o in result.observations
+               if o.dir is Direction.S2C and '"a1"' in (o.data or "")]
+    assert answers == ["accepted", "ok"]

@@ -22,6 +22,7 @@ scenarios:
       - ws_send: {conn: c1, frame: {type: req, id: "{{uuid:x}}", method: echo}}
       - ws_expect: {conn: c1, until: {res: "{{uuid:x}}"}, timeout_ms: 2000}
       - ws_expect: {conn: c1, until: {event: chat, state: final}}
+      - ws_expect: {conn: c1, until: {res: x, nth: 2}}
       - ws_expect: {conn: c1, until: close}
       - http: {method: POST, path: /hooks/wake, headers: {Authorization: "Bearer {{hook_token}}"}, json: {text: "{{pad:10}}"}}
       - sleep_ms: 10
@@ -36,10 +37,10 @@ def test_a_good_file_parses_into_typed_steps() -> None:
     one, two = parse_text(GOOD, "good.yaml")
     assert one.id == "one" and one.title == "a title" and one.auth_mode == "token"
     assert [s.kind for s in one.steps] == ["ws_connect", "ws_rpc", "ws_send", "ws_expect", "ws_expect", "ws_expect",
-                                           "http", "sleep_ms"]
+                                           "ws_expect", "http", "sleep_ms"]
     assert [s.id for s in one.steps][:3] == ["s1", "rpc", "s3"]
     assert one.steps[0].line == 5 and one.where == "good.yaml:2"
-    assert one.steps[7].args == {"ms": 10}
+    assert one.steps[8].args == {"ms": 10}
     assert one.resign_steps == ["s1"]
     assert two.auth_mode == "password" and two.resign_steps == []
 
@@ -66,6 +67,8 @@ def test_a_good_file_parses_into_typed_steps() -> None:
     ("scenarios:\n  - id: a\n    steps:\n      - ws_expect:\n          until: {res: x, event: y}\n", 5,
      "until takes exactly one of"),
     ("scenarios:\n  - id: a\n    steps:\n      - ws_expect: {until: sometime}\n", 4, "until must be 'close'"),
+    ("scenarios:\n  - id: a\n    steps:\n      - ws_expect: {until: {event: x, nth: 2}}\n", 4, "until takes exactly"),
+    ("scenarios:\n  - id: a\n    steps:\n      - ws_expect: {until: {res: x, nth: 0}}\n", 4, "until.nth must be"),
     ("scenarios:\n  - id: a\n    steps:\n      - http: {path: nope}\n", 4, "must start with /"),
     ("scenarios:\n  - id: a\n    steps:\n      - http: {path: /x, json: {}, text: y}\n", 4, "at most one of"),
     ("scenarios:\n  - id: a\n    steps:\n      - ws_send:\n          text: \"{{tokken}}\"\n", 5,
