@@ -86,9 +86,17 @@ def _history_messages(sessions: SessionStore, key: str) -> list[dict[str, Any]]:
 class _Events:
     """Per-run event builder: keeps the run's seq and the legacy's key order."""
 
-    def __init__(self, emit: Emit, run_id: str, session_key: str, agent_id: str, session_id: str) -> None:
+    def __init__(self, emit: Emit, run_id: str, session_key: str, agent_id: str, session_id: str,
+                 chat_run: bool = True) -> None:
         self.emit, self.run_id, self.key, self.agent_id, self.sid = emit, run_id, session_key, agent_id, session_id
+        self.chat_run = chat_run
         self.seq = 0
+
+    def _stamp(self, payload: dict[str, Any]) -> None:
+        self.seq += 1
+        payload.update({"seq": self.seq, "ts": _now_ms()})
+        if self.chat_run:  # runs started by chat.send carry isHeartbeat; HTTP-started runs do not (observed)
+            payload["isHeartbeat"] = False
 
     async def _send(self, event: str, payload: dict[str, Any]) -> None:
         try:
@@ -99,7 +107,6 @@ class _Events:
             logger.exception("emit %s failed for run %s", event, self.run_id)
 
     async def agent(self, stream: str, data: dict[str, Any], *, with_session_id: bool = False) -> None:
-        self.seq += 1
         payload: dict[str, Any]
         if with_session_id:
             payload = {"runId": self.run_id, "sessionKey": self.key, "sessionId": self.sid, "agentId": self.agent_id,
@@ -107,12 +114,11 @@ class _Events:
         else:
             payload = {"runId": self.run_id, "stream": stream, "data": data, "sessionKey": self.key,
                        "agentId": self.agent_id}
-        payload.update({"seq": self.seq, "ts": _now_ms(), "isHeartbeat": False})
+        self._stamp(payload)
         await self._send("agent", payload)
 
     async def raw_agent(self, payload: dict[str, Any]) -> None:
-        self.seq += 1
-        payload.update({"seq": self.seq, "ts": _now_ms(), "isHeartbeat": False})
+        self._stamp(payload)
         await self._send("agent", payload)
 
     async def chat(self, state: str, **fields: Any) -> None:
@@ -121,6 +127,8 @@ class _Events:
         await self._send("chat", payload)
 
     async def status(self, phase: str) -> None:
+        if not self.chat_run:  # run_status phases come from chat.send's own preparation only
+            return
         # chat status carries the seq the agent run_status event is about to take
         self.seq += 1
         await self._send("chat", {"runId": self.run_id, "sessionKey": self.key, "agentId": self.agent_id,
@@ -138,8 +146,13 @@ def _client(app: web.Application) -> tuple[ProviderClient, aiohttp.ClientSession
 
 
 async def run_turn(app: web.Application, session_key: str, message: str, run_id: str, emit: Emit,
-                   *, extra_system_prompt: str | None = None, history: bool = True) -> TurnResult:
-    """Run one turn for ``message`` in ``session_key``; events go to ``emit(event_name, payload)``."""
+                   *, extra_system_prompt: str | None = None, history: bool = True,
+                   chat_run: bool = True) -> TurnResult:
+    """Run one turn for ``message`` in ``session_key``; events go to ``emit(event_name, payload)``.
+
+    ``chat_run=False`` is for turns started over HTTP (``/v1/*``, hooks): the legacy then sends no
+    ``run_status``/chat ``status`` events, no ``isHeartbeat`` key and a slightly different ``end`` payload.
+    """
     from gateway.app import CONFIG_KEY, SESSIONS_KEY  # the app module imports us lazily; avoid a cycle
 
     config, sessions = app[CONFIG_KEY], app[SESSIONS_KEY]
@@ -147,7 +160,7 @@ async def run_turn(app: web.Application, session_key: str, message: str, run_id:
     agent_id = agent_of(key)
     prior = _history_messages(sessions, key) if history else []
     entry = sessions.ensure(key)
-    ev = _Events(emit, run_id, key, agent_id, entry["sessionId"])
+    ev = _Events(emit, run_id, key, agent_id, entry["sessionId"], chat_run)
     client, owned = _client(app)
     try:
         await ev.status("preparing_workspace")
@@ -204,19 +217,30 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
     ended = _now_ms()
     await ev.agent("lifecycle", {"phase": "finishing", "stopReason": stop, "aborted": False,
                                  "livenessState": "working", "endedAt": ended}, with_session_id=True)
-    await ev.raw_agent({"runId": run_id, "agentId": ev.agent_id, "sessionId": session_id, "sessionKey": key,
-                        "lane": "main", "stream": "lifecycle",
-                        "data": {"phase": "model", "provider": None, "model": None}})
+    lane: dict[str, Any] = {"runId": run_id, "agentId": ev.agent_id, "sessionId": session_id, "sessionKey": key}
+    if ev.chat_run:
+        lane["lane"] = "main"
+    lane.update({"stream": "lifecycle", "data": {"phase": "model", "provider": None, "model": None}})
+    await ev.raw_agent(lane)
     receipt = {
         "runId": run_id, "sessionId": session_id, "turnId": run_id,
         "requested": {"provider": ref.provider, "model": ref.model},
         "effective": {"provider": ref.provider, "model": ref.model, "responseModel": resp_model or ref.model},
         "successfulToolNames": [], "rerouted": False, "terminalDisposition": "visible",
     }
-    await ev.raw_agent({"runId": run_id, "sessionKey": key, "stream": "lifecycle", "data": {
-        "stopReason": stop, "aborted": False, "livenessState": "working", "phase": "end", "endedAt": ended,
-        "startedAt": started, "replayInvalid": False, "terminalReply": {"disposition": "visible", "text": text},
-        "terminalReceipt": receipt, "executionSettled": True}, "sessionId": session_id, "agentId": ev.agent_id})
+    reply = {"disposition": "visible", "text": text}
+    if ev.chat_run:
+        end = {"stopReason": stop, "aborted": False, "livenessState": "working", "phase": "end", "endedAt": ended,
+               "startedAt": started, "replayInvalid": False, "terminalReply": reply, "terminalReceipt": receipt,
+               "executionSettled": True}
+    else:
+        end = {"phase": "end", "startedAt": started, "endedAt": ended, "aborted": False, "stopReason": stop,
+               "livenessState": "working", "executionSettled": True, "terminalReceipt": receipt,
+               "terminalReply": reply}
+    await ev.raw_agent({"runId": run_id, "stream": "lifecycle", "data": end, "sessionKey": key,
+                        "sessionId": session_id, "agentId": ev.agent_id} if not ev.chat_run else
+                       {"runId": run_id, "sessionKey": key, "stream": "lifecycle", "data": end,
+                        "sessionId": session_id, "agentId": ev.agent_id})
     final_message = _assistant_message(text)
     if pending:
         await ev.chat("delta", deltaText=pending, message=final_message)

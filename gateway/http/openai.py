@@ -331,7 +331,7 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     base = {"id": run_id, "object": "chat.completion.chunk", "created": created, "model": model}
     if not stream:
         result = await run_turn(request.app, session_key, message, run_id, _emitter(request),
-                                extra_system_prompt=system or None)
+                                extra_system_prompt=system or None, chat_run=False)
         if not result.ok:
             return hh.json_response(500, {"error": {"message": "internal error", "type": "api_error"}})
         return hh.json_response(200, {
@@ -358,7 +358,7 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
             await write({**base, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]})
 
     result = await run_turn(request.app, session_key, message, run_id, _emitter(request, on_delta),
-                            extra_system_prompt=system or None)
+                            extra_system_prompt=system or None, chat_run=False)
     if not result.ok:
         await write({"error": {"message": "internal error", "type": "api_error"}})
     else:
@@ -449,7 +449,7 @@ async def handle_responses(request: web.Request) -> web.StreamResponse:
     rid, item_id, created = f"resp_{uuid.uuid4()}", f"msg_{uuid.uuid4()}", int(time.time())
     if not stream:
         result = await run_turn(request.app, session_key, message, rid, _emitter(request),
-                                extra_system_prompt=system or None)
+                                extra_system_prompt=system or None, chat_run=False)
         if not result.ok:
             return hh.json_response(500, _resource(rid, created, "failed", model, [], None,
                                                    {"code": "api_error", "message": "internal error"}))
@@ -482,7 +482,7 @@ async def handle_responses(request: web.Request) -> web.StreamResponse:
                          "content_index": 0, "delta": delta})
 
     result = await run_turn(request.app, session_key, message, rid, _emitter(request, on_delta),
-                            extra_system_prompt=system or None)
+                            extra_system_prompt=system or None, chat_run=False)
     if result.ok:
         text = result.text or "No response from OpenClaw."
         if not result.text:

@@ -95,3 +95,19 @@ async def test_provider_down_emits_error_events(candidate_factory: CandidateFact
         assert frames[-1]["event"] == "chat" and frames[-1]["payload"]["state"] == "error"
         entry = c.app[SESSIONS_KEY].get("main")
         assert entry is not None and entry["status"] == "error"
+
+
+async def test_http_started_turn_matches_legacy_http_run(candidate: Candidate, legacy_capture: dict[str, Any]) -> None:
+    """Turns started over HTTP: no run_status/chat status, no isHeartbeat, the HTTP-run end payload."""
+    frames: list[dict[str, Any]] = []
+    result = await run_turn(candidate.app, "agent:main:openresponses:x", "hi", "resp_1",
+                            lambda e, p: frames.append({"type": "event", "event": e, "payload": p}), chat_run=False)
+    assert result.ok
+    legacy = legacy_capture["http_run_events"]["resp"]
+    assert shape(frames) == shape(legacy)
+    for ours, theirs in zip(frames, legacy, strict=True):
+        p, q = ours["payload"], theirs["payload"]
+        assert list(p) == list(q), (p, q)
+        assert p["seq"] == q["seq"]
+        if "data" in q:
+            assert list(p["data"]) == list(q["data"])

@@ -1,0 +1,89 @@
+"""Golden WS traces replayed against the real legacy and pyclaw: connect/auth/error scenarios must be equal.
+
+Every difference must be one of ``DOCUMENTED`` — real, known gaps (pyclaw advertises only the methods, events and
+capabilities it implements, and has no Control UI plugin descriptors); anything else fails the test. The figures
+(scenario and field parity over the replayed traces) are printed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from diffing._cli_common import load_traces, replay_and_diff
+from diffing.store import signature_path
+from gateway.app import make_app
+from gateway.config import config_from_mapping
+from parity.legacy import FakeModelServer
+from recorder.target import Target
+from wire.profiles.openclaw import OPENCLAW
+
+pytestmark = [pytest.mark.legacy, pytest.mark.slow]
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+SCENARIOS = [
+    "ws-challenge-only", "ws-connect-token", "ws-connect-token-backend", "ws-connect-wrong-token",
+    "ws-connect-wrong-token-device", "ws-connect-missing-token-device", "ws-connect-no-auth-no-device",
+    "ws-connect-empty-auth", "ws-connect-protocol-mismatch", "ws-connect-protocol-future", "ws-connect-probe-protocol3",
+    "ws-connect-bad-client-id", "ws-connect-bad-client-mode", "ws-connect-extra-param", "ws-connect-missing-client",
+    "ws-connect-bogus-device", "ws-first-frame-not-connect", "ws-first-frame-not-json", "ws-first-frame-event",
+    "ws-preauth-oversize", "ws-second-connect", "ws-unknown-method", "ws-missing-scope-write", "ws-missing-scope-admin",
+    "ws-invalid-params", "ws-invalid-params-chat-history", "ws-invalid-params-sessions-preview",
+    "ws-chat-send-missing-idempotency", "ws-frame-not-json", "ws-frame-req-without-id", "ws-frame-res-from-client",
+    "ws-frame-binary", "ws-open-other-path", "ws-client-close-reason", "rpc-users-self-forbidden",
+]
+# (group, path) pairs that differ on purpose; each is listed with its reason in the helper's report.
+DOCUMENTED = {
+    ("connect", "payload.features.methods.*"),  # only implemented methods are advertised
+    ("connect", "payload.features.events.*"),  # only events pyclaw emits
+    ("connect", "payload.features.capabilities.*"),  # only model-catalog-snapshot is backed
+    ("connect", "payload.controlUiWidgetKinds"),  # bundled-plugin Control UI descriptors (plugin sidecar)
+    ("connect", "payload.controlUiLinkReaders"),
+    ("connect", "payload.pluginSurfaceUrls"),  # canvas plugin surface
+    ("health", "payload.plugins.loaded.*"),  # no bundled JS plugins loaded
+    ("health", "payload.configReload.hotReloadStatus"),  # no config hot reload
+}
+
+
+def _sig(group: str, path: str) -> tuple[str, str]:
+    return group, path
+
+
+@pytest.mark.timeout(900)
+async def test_connect_auth_error_scenarios_equal(legacy: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
+    token, hook = secrets.token_hex(24), secrets.token_hex(24)
+    cfg = {"gateway": {"mode": "local", "bind": "loopback", "auth": {"mode": "token", "token": token}},
+           "hooks": {"enabled": True, "token": hook, "path": "/hooks"},
+           "agents": {"defaults": {"model": {"primary": "fakellm/fake-model"}}}}
+    app = make_app(config_from_mapping(cfg, tmp_path))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    candidate = Target(url=f"http://127.0.0.1:{port}", token=token, hook_token=hook, name="candidate")
+    reference = Target(url=legacy.http_url, token=legacy.token, hook_token=legacy.hook_token, name="legacy")
+    unexpected: dict[str, list[tuple[str, str, str]]] = {}
+    equal = fields = fields_equal = 0
+    try:
+        traces, skipped = load_traces([str(GOLDEN / f"{s}.jsonl") for s in SCENARIOS], strict=True)
+        assert skipped == 0 and len(traces) == len(SCENARIOS)
+        for item in traces:
+            results = await replay_and_diff(item, reference, candidate, OPENCLAW, timeout=15, sequential=True)
+            diffs = [(r.group, signature_path(d.path), d.kind.value) for _, r in results for d in r.diffs]
+            equal += not diffs
+            for _, r in results:
+                fields += r.fields_total
+                fields_equal += r.fields_equal
+            bad = [d for d in diffs if _sig(d[0], d[1]) not in DOCUMENTED]
+            if bad:
+                unexpected[item.scenario] = bad
+    finally:
+        await runner.cleanup()
+    print(f"golden connect/auth/error traces: {equal}/{len(SCENARIOS)} scenarios fully equal; "
+          f"field parity {fields_equal}/{fields} = {fields_equal / max(fields, 1):.3f}")
+    assert not unexpected, unexpected
