@@ -11,6 +11,7 @@ May import aiohttp and ``gateway.*``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -33,7 +34,17 @@ def _enabled(request: web.Request, name: str) -> bool:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """The legacy's ordered request stages for every non-upgrade HTTP request."""
+    """The legacy's ordered request stages; an unexpected error is the legacy's plain 500 (never a traceback)."""
+    try:
+        return await _stages(request)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:
+        logger.exception("unhandled error in HTTP request handler (%s %s)", request.method, request.path)
+        return hh.text(500, "Internal Server Error", {"Cache-Control": "no-store"})
+
+
+async def _stages(request: web.Request) -> web.StreamResponse:
     from gateway.app import CONFIG_KEY
 
     if "Upgrade" in request.headers:

@@ -155,3 +155,19 @@ async def test_non_websocket_upgrade_is_bad_request(candidate: Candidate) -> Non
 ])
 def test_accepts_html(accept: str | None, html: bool) -> None:
     assert accepts_html(accept) is html
+
+
+async def test_handler_error_is_plain_500(candidate: Candidate) -> None:
+    """A broken session store (unreadable dir) must give the legacy's plain 500, not a traceback page."""
+    import shutil
+
+    from gateway.app import SESSIONS_KEY
+
+    sessions_dir = candidate.app[SESSIONS_KEY].sessions_dir("main")
+    sessions_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(sessions_dir, ignore_errors=True)
+    sessions_dir.write_text("not a directory")  # every transcript write now fails with NotADirectoryError
+    r = await candidate.client.post("/v1/chat/completions", headers=candidate.auth,
+                                    json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]})
+    assert (r.status, await r.text()) == (500, "Internal Server Error")
+    assert r.headers["Cache-Control"] == "no-store"
