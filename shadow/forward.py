@@ -46,7 +46,8 @@ __all__ = ["Forwarder", "TransparentResponse"]
 _WS_FORWARD = frozenset({"origin", "user-agent", "authorization", "cookie", "x-openclaw-token",
                          "accept-language"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_PARSE_LIMIT = 1024 * 1024  # c2s frames larger than this are mirrored by policy "other" without parsing
+_PARSE_LIMIT = 1024 * 1024
+_BUFFER_LIMIT = 256 * 1024  # responses up to this size with a Content-Length are sent in one write  # c2s frames larger than this are mirrored by policy "other" without parsing
 
 
 class TransparentResponse(web.StreamResponse):
@@ -57,6 +58,10 @@ class TransparentResponse(web.StreamResponse):
     def __init__(self, *, status: int, reason: str | None, upstream_names: frozenset[str]) -> None:
         super().__init__(status=status, reason=reason)
         self._upstream_names = upstream_names
+
+    def buffer_headers(self) -> None:
+        """Send the headers together with the first body write instead of at ``prepare``."""
+        self._send_headers_immediately = False
 
     async def _write_headers(self) -> None:
         for name in ("Server", "Content-Type"):
@@ -188,12 +193,21 @@ class Forwarder:
                     low = k.lower()
                     if low not in HOP_BY_HOP or (low == "content-length" and not chunked):
                         resp.headers.add(k, v)
-                await resp.prepare(request)
-                async for chunk in up.content.iter_any():
-                    await resp.write(chunk)
-                    if len(kept) < max_body:
-                        kept += chunk[: max_body - len(kept)]
-                await resp.write_eof()
+                length = up.content_length
+                if not chunked and length is not None and length <= _BUFFER_LIMIT:
+                    # small body of known size: headers and body leave in one write (one syscall, one segment)
+                    data = await up.read()
+                    resp.buffer_headers()
+                    await resp.prepare(request)
+                    await resp.write_eof(data)
+                    kept += data[:max_body]
+                else:  # streamed as it comes: SSE, chunked, large bodies
+                    await resp.prepare(request)
+                    async for chunk in up.content.iter_any():
+                        await resp.write(chunk)
+                        if len(kept) < max_body:
+                            kept += chunk[: max_body - len(kept)]
+                    await resp.write_eof()
                 status, rheaders = up.status, tuple(up.headers.items())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             kind = error_kind(exc)

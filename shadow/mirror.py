@@ -222,12 +222,10 @@ class MirrorSession:
                     await self._send_connect(ws, self._connect_text, challenge)
                 while True:
                     while not self._q:
-                        self._wake.clear()
-                        waiter = spawn(self._wake.wait(), name=f"mirror-wake-{self.conn}")
-                        done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                        if reader in done:
-                            await cancel_all([waiter])
+                        self._wake.clear()  # no await between here and wait(): no lost wake-up
+                        if reader.done():  # the leg closed (the reader sets _wake when it ends)
                             raise ConnectionClosed(None, None)
+                        await self._wake.wait()
                     item = self._q.popleft()
                     if item is _CLOSE:
                         return
@@ -311,6 +309,8 @@ class MirrorSession:
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:  # the leg sent a frame over limits.max_frame
                 self._errors.labels(kind="protocol").inc()
+        finally:
+            self._wake.set()
         rc = ws.close_code
         self.pipeline.observe(Observation(t=self.pipeline.now(), conn=self.conn, leg=self.leg, dir=Direction.S2C,
                                           kind=Kind.WS_CLOSE, code=rc, reason=ws.close_reason or ""))

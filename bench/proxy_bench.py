@@ -1,0 +1,399 @@
+"""Shadow proxy benchmark: the client path through ``parity shadow`` against direct, mitmproxy and nginx ``mirror``.
+
+One run measures, against a fast loopback upstream AND against the real pinned legacy (two contained legacies:
+``a`` answers, ``b`` is the mirrored candidate):
+
+- ``direct``          client -> upstream
+- ``proxy (off)``     client -> ``parity shadow`` in passthrough mode (mirroring off) -> upstream
+- ``proxy (on)``      client -> ``parity shadow`` in shadow mode -> upstream, every request/RPC mirrored to a second upstream
+- ``mitmproxy``       client -> ``mitmdump --mode reverse`` (mitmproxy 11.0.2 from ``.cache/mitm-venv``, no addon)
+- ``nginx mirror``    client -> nginx-light 1.22 (1 worker) with ``mirror`` to the second upstream (the reference C shadow)
+
+Figures: HTTP ``GET /healthz`` req/s, p50 and p99 with ``wrk`` at 1 and 16 keep-alive connections, and the WS RPC
+round trip (``health`` after a token connect; median and p99 over sequential calls). Every server runs in its
+own process (the proxy as ``python -m parity shadow``); ``wrk`` and the WS client run in this process' children.
+Results go to stdout and to the "shadow proxy" section of docs/benchmarks.md via ``bench/_report.py``.
+
+Usage: ``python bench/proxy_bench.py [--duration 5] [--rpcs 1000] [--skip-legacy] [--legacy-json FILE]``.
+``--legacy-json`` reuses two running legacies (``[{"http_url","token"}, {...}]``) instead of booting them.
+``python bench/proxy_bench.py --serve-upstream PORT`` is the fast upstream itself (used internally).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger("bench.proxy")
+MITMDUMP = ROOT / ".cache" / "mitm-venv" / "bin" / "mitmdump"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+# -- the fast upstream -------------------------------------------------------------------------------------------
+
+def serve_upstream(port: int) -> None:
+    from aiohttp import WSMsgType, web
+
+    health = b'{"ok":true,"status":"live"}'
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse(max_msg_size=0)
+            await ws.prepare(request)
+            await ws.send_str('{"type":"event","event":"connect.challenge","payload":{"nonce":"n","ts":1}}')
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                if frame.get("method") == "connect":
+                    await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True,
+                                                  "payload": {"type": "hello-ok", "protocol": 4}}))
+                else:
+                    await ws.send_str(json.dumps({"type": "res", "id": frame.get("id"), "ok": True,
+                                                  "payload": {"ok": True}}))
+            return ws
+        return web.Response(body=health, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout:.0f} s")
+
+
+@dataclass
+class Procs:
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen[bytes]) -> None:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self) -> None:
+        for p in list(self.procs):
+            self.stop(p)
+
+
+def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str) -> list[str]:
+    cfg = tmp / f"shadow-{port}.toml"
+    cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{free_port()}"\n'
+                   f'[legacy]\nurl = "{legacy}"\ntoken = "{ltoken}"\n'
+                   + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else ""))
+    return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
+
+
+def nginx_cmd(tmp: Path, port: int, legacy_port: int, candidate_port: int) -> list[str]:
+    prefix = tmp / f"nginx-{port}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fcgi;
+  uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+  upstream legacy {{ server 127.0.0.1:{legacy_port}; keepalive 32; }}
+  upstream candidate {{ server 127.0.0.1:{candidate_port}; keepalive 32; }}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      mirror /__parity_mirror;
+      mirror_request_body on;
+      proxy_pass http://legacy;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $host;
+      proxy_read_timeout 300s;
+    }}
+    location = /__parity_mirror {{
+      internal;
+      proxy_pass http://candidate$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Upgrade "";
+    }}
+  }}
+}}
+""")
+    return [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
+
+
+def mitm_cmd(tmp: Path, port: int, upstream: str) -> list[str]:
+    return [str(MITMDUMP), "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1", "-p", str(port), "-q",
+            "--set", f"confdir={tmp / 'mitmconf'}", "--set", "connection_strategy=lazy"]
+
+
+# -- load -------------------------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(f"cannot parse wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, conns: int, duration: float) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency", "--timeout", "10s", url],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return {"rps": rps, "p50": _ms(lat["50"]), "p99": _ms(lat["99"]), "errors": 1.0 if errors else 0.0}
+
+
+async def ws_rtt(url: str, token: str, n: int) -> dict[str, float]:
+    import websockets
+
+    samples: list[float] = []
+    async with websockets.connect(url.replace("http", "ws", 1) + "/", max_size=None, compression=None,
+                                  ping_interval=None) as ws:
+        await asyncio.wait_for(ws.recv(), 30)
+        await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": {
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
+            "role": "operator", "scopes": ["operator.read"], "auth": {"token": token}}}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != "c":
+            pass
+        for i in range(n + 50):
+            rid = f"h{i}"
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"type": "req", "id": rid, "method": "health", "params": {}}))
+            while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != rid:
+                pass  # events (tick, health broadcasts) are skipped
+            if i >= 50:  # warm-up
+                samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return {"median": statistics.median(samples), "p99": samples[int(len(samples) * 0.99) - 1]}
+
+
+# -- the matrix -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Upstream:
+    name: str
+    legacy_url: str
+    legacy_token: str
+    candidate_url: str
+    candidate_token: str
+
+
+def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    lport = int(up.legacy_url.rsplit(":", 1)[1])
+    cport = int(up.candidate_url.rsplit(":", 1)[1])
+    configs: list[tuple[str, list[str] | None]] = [("direct", None)]
+    configs.append(("proxy (off)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "passthrough",
+                                             up.legacy_token, up.candidate_token)))
+    configs.append(("proxy (on)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "shadow", up.legacy_token,
+                                            up.candidate_token)))
+    if MITMDUMP.exists():
+        configs.append(("mitmproxy", mitm_cmd(tmp, 0, up.legacy_url)))
+    else:
+        logger.warning("mitmproxy venv missing (%s): run scripts/setup-extras.sh; skipping mitmproxy", MITMDUMP)
+    if Path(NGINX).exists():
+        configs.append(("nginx mirror", nginx_cmd(tmp, 0, lport, cport)))
+    else:
+        logger.warning("nginx not installed (apt-get install nginx-light); skipping nginx mirror")
+    for name, cmd in configs:
+        if cmd is None:
+            url, proc = up.legacy_url, None
+        else:
+            port = free_port()
+            if name.startswith("proxy"):
+                cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
+                                "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token)
+            elif name == "mitmproxy":
+                cmd = mitm_cmd(tmp, port, up.legacy_url)
+            else:
+                cmd = nginx_cmd(tmp, port, lport, cport)
+            proc = procs.start(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            wait_port(port, proc, what=name)
+            url = f"http://127.0.0.1:{port}"
+        logger.info("[%s] %s: %s", up.name, name, url)
+        row: dict[str, Any] = {}
+        wrk(url + "/healthz", 1, 1.0)  # warm-up
+        row["c1"] = wrk(url + "/healthz", 1, args.duration)
+        row["c16"] = wrk(url + "/healthz", 16, args.duration)
+        try:
+            row["ws"] = asyncio.run(ws_rtt(url, up.legacy_token, args.rpcs))
+        except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
+            logger.warning("[%s] %s: WS RPC failed: %r", up.name, name, exc)
+            row["ws"] = None
+        logger.info("[%s] %s: %s", up.name, name, json.dumps(row))
+        results[name] = row
+        if proc is not None:
+            procs.stop(proc)
+    return results
+
+
+def fmt_row(up: str, name: str, r: dict[str, Any]) -> str:
+    ws = r.get("ws")
+    wss = f"{ws['median']:.2f} / {ws['p99']:.2f}" if ws else "n/a"
+    return (f"| {up} | {name} | {r['c1']['rps']:.0f} | {r['c1']['p50']:.3f} / {r['c1']['p99']:.3f} | "
+            f"{r['c16']['rps']:.0f} | {r['c16']['p50']:.2f} / {r['c16']['p99']:.2f} | {wss} |")
+
+
+def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
+    d, off, on = res["direct"], res["proxy (off)"], res["proxy (on)"]
+    rows = []
+
+    def add(what: str, value: str, ok: bool | None) -> None:
+        rows.append(f"| {up} | {what} | {value} | {'met' if ok else ('not met' if ok is not None else 'n/a')} |")
+
+    added50 = on["c1"]["p50"] - d["c1"]["p50"]
+    added99 = on["c1"]["p99"] - d["c1"]["p99"]
+    add("added p50, HTTP, 1 conn, mirroring on (≤ 0.5 ms)", f"{added50:+.3f} ms", added50 <= 0.5)
+    add("added p99, HTTP, 1 conn, mirroring on (≤ 2 ms)", f"{added99:+.3f} ms", added99 <= 2.0)
+    for c in ("c1", "c16"):
+        ratio = on[c]["rps"] / off[c]["rps"]
+        add(f"throughput mirroring on / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×", ratio >= 0.9)
+    if d.get("ws") and on.get("ws"):
+        wadd = on["ws"]["median"] - d["ws"]["median"]
+        add("WS RPC added median, mirroring on (≤ 0.3 ms)", f"{wadd:+.3f} ms", wadd <= 0.3)
+    if "mitmproxy" in res:
+        ratio = on["c16"]["rps"] / res["mitmproxy"]["c16"]["rps"]
+        add("throughput vs mitmproxy, 16 conn, mirroring on (≥ 8×)", f"{ratio:.1f}×", ratio >= 8.0)
+    if "nginx mirror" in res:
+        ratio = on["c16"]["rps"] / res["nginx mirror"]["c16"]["rps"]
+        add("stretch: mirroring throughput vs nginx mirror, 16 conn (≥ 1×)", f"{ratio:.2f}×", ratio >= 1.0)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    ap.add_argument("--rpcs", type=int, default=1000, help="sequential WS RPCs per configuration")
+    ap.add_argument("--skip-legacy", action="store_true", help="fast upstream only")
+    ap.add_argument("--legacy-json", metavar="FILE", help="reuse two running legacies instead of booting them")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    if args.serve_upstream:
+        serve_upstream(args.serve_upstream)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not shutil.which("wrk"):
+        logger.error("wrk is not installed (apt-get install wrk): it is the HTTP load generator of this bench")
+        return 2
+    procs = Procs()
+    booted: list[Any] = []
+    fake_model = None
+    all_rows: list[str] = []
+    target_rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmpname:
+        tmp = Path(tmpname)
+        try:
+            ports = [free_port(), free_port()]
+            for p in ports:
+                wait_port(p, procs.start([sys.executable, str(Path(__file__)), "--serve-upstream", str(p)]),
+                          what="fast upstream")
+            ups = [Upstream("fast loopback", f"http://127.0.0.1:{ports[0]}", "t", f"http://127.0.0.1:{ports[1]}", "t")]
+            if not args.skip_legacy:
+                if args.legacy_json:
+                    a, b = json.loads(Path(args.legacy_json).read_text())[:2]
+                else:
+                    from parity.legacy import FakeModelServer, LegacyGateway, LegacyOptions, find_installation
+
+                    inst = find_installation()
+                    fake_model = FakeModelServer().start()
+                    for name in ("a", "b"):
+                        run_dir = tmp / f"legacy-{name}"
+                        run_dir.mkdir()
+                        logger.info("booting legacy %s (13-60 s)", name)
+                        booted.append(LegacyGateway.start(LegacyOptions(run_dir=run_dir, model_url=fake_model.url,
+                                                                        install_dir=inst.root)))
+                    a, b = ({"http_url": g.http_url, "token": g.token} for g in booted)
+                ups.append(Upstream("legacy 2026.9.6", a["http_url"], a["token"], b["http_url"], b["token"]))
+            for up in ups:
+                res = measure(up, tmp, procs, args)
+                all_rows += [fmt_row(up.name, n, r) for n, r in res.items()]
+                target_rows += targets(up.name, res)
+        finally:
+            procs.stop_all()
+            for g in booted:
+                g.stop()
+            if fake_model is not None:
+                fake_model.stop()
+    table = "\n".join([
+        f"`GET /healthz` with `wrk -t1` for {args.duration:g} s per cell (keep-alive); WS: {args.rpcs} sequential "
+        "`health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
+        "mirrors every request and RPC to a second upstream of the same kind; nginx mirrors HTTP only (it cannot "
+        "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
+        "",
+        "| upstream | front | req/s, 1 conn | p50 / p99, 1 conn | req/s, 16 conn | p50 / p99, 16 conn | WS RPC median / p99 |",
+        "|---|---|---|---|---|---|---|",
+        *all_rows,
+        "",
+        "Targets (issue 6), from the same run:",
+        "",
+        "| upstream | target | measured | verdict |",
+        "|---|---|---|---|",
+        *target_rows,
+    ])
+    print(table)
+    if not args.no_write:
+        from _report import write_section
+
+        write_section("shadow proxy (bench/proxy_bench.py)", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
