@@ -263,6 +263,14 @@ class Pairer:
     def _resolve(self, key: tuple[str, str], outcome: str) -> Joined:
         half = self.pending.pop(key)
         self.bytes -= sum(_size(o) for o in half.legs.values())
+        if key[1].startswith("res:"):  # forget the id, so long-lived connections keep no per-request state
+            conn, rid = key[0], key[1][4:].rsplit(":", 1)[0]
+            for leg in Leg:
+                self._res_index.pop((conn, rid, leg), None)
+            if half.route not in self.profile.multi_response:  # ``agent`` may still answer a second time
+                ids = self._mirrored_ids.get(conn)
+                if ids is not None:
+                    ids.pop(rid, None)
         return Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))
 
     def _key(self, obs: Observation) -> tuple[str, str] | None:

@@ -107,3 +107,22 @@ async def test_pairs_reach_the_parity_store(tmp_path, fake_legacy: FakeGateway, 
     assert routes["health"]["equal"] and not routes["connect"]["equal"]
     assert any("server.version" in d["path"] for d in diffs)
     assert all("tok-legacy" not in str(r) and "tok-cand" not in str(r) for r in rows + diffs)
+
+
+def test_pairer_keeps_no_state_per_finished_request() -> None:
+    """A long-lived connection with many RPCs must not grow the pairer (ids are forgotten once paired)."""
+    from shadow.pipeline import Pairer
+    from wire.model import Direction, Observation
+    from wire.profiles.openclaw import get_profile
+
+    p = Pairer(10.0, get_profile("openclaw"))
+    p.expect("c1", "conn", "", "ws-conn", 0.0)
+    outcomes = []
+    for i in range(500):
+        p.expect("c1", f"req:r{i}", "health", "ws", float(i))
+        for leg in (Leg.LEGACY, Leg.CANDIDATE):
+            obs = Observation(t=float(i), conn="c1", leg=leg, dir=Direction.S2C, kind=Kind.WS_TEXT,
+                              data=json.dumps({"type": "res", "id": f"r{i}", "ok": True, "payload": {}}))
+            outcomes += [r.outcome for r in p.receive(obs)]
+    assert outcomes == ["pair"] * 500
+    assert not p.pending and not p._res_index and not p._mirrored_ids["c1"] and p.bytes == 0
