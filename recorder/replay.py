@@ -23,8 +23,9 @@ How long it waits after each send (a *segment* is one c2s observation and the s2
 it on the same connection): until every non-timer frame the recording got in that segment has a counterpart
 (a ``res`` with the same id, an ``event`` with the same name and ``payload.state``/``payload.stream``), or the
 connection closes, or the last expected frame arrived and the line went quiet for ``QUIET_S``, or the timeout
-(3x the recorded segment duration + 2 s, at most ``timeout``). Segments that got nothing when recorded wait
-for a short quiet window. A target that answers less therefore costs a timeout, never a hang.
+(5x the recorded segment duration + 2 s, at least ``MIN_WAIT_S``, at most ``timeout``). Segments that got
+nothing when recorded wait for a short quiet window. A target that answers less therefore costs a timeout,
+never a hang.
 
 May import asyncio, aiohttp, websockets (through ``recorder.client``), ``wire``, ``recorder``.
 """
@@ -55,10 +56,14 @@ from wire.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUIET_S", "TIMER_EVENTS", "replay_trace"]
+__all__ = ["MIN_WAIT_S", "QUIET_S", "TIMER_EVENTS", "replay_trace"]
 
-#: Events that arrive on timers or from background work; never waited for (reference section 8, "Timers").
-TIMER_EVENTS = frozenset({"tick", "health", "heartbeat", "presence", "chat.metadata.changed", "skills.changed"})
+#: Events that arrive on timers or from background work; never waited for (reference section 8, "Timers"),
+#: plus background notices seen on the legacy right after boot (``update.available``, ``cron``).
+TIMER_EVENTS = frozenset({"tick", "health", "heartbeat", "presence", "chat.metadata.changed", "skills.changed",
+                          "update.available", "cron"})
+#: The shortest wait for a segment's answers, however fast the recording got them (a loaded machine is slower).
+MIN_WAIT_S = 10.0
 #: Quiet window after the last expected frame, and the wait for segments that got nothing when recorded.
 QUIET_S = 0.3
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -302,7 +307,7 @@ async def _await_answers(client: WsClient, sent: Observation, answers: list[Obse
             pass
         return
     recorded = (answers[-1].t - sent.t) if answers else 0.0
-    limit = min(timeout, 3 * recorded + 2.0)
+    limit = min(timeout, max(MIN_WAIT_S, 5 * recorded + 2.0))
     seen: Counter[tuple[str, ...]] = Counter()
     last_seen = False
 
