@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from gateway.app import AUTH_KEY, CONFIG_KEY, STATE_KEY
+from gateway.app import CONFIG_KEY, STATE_KEY
 from gateway.auth import peer_ip
 from gateway.dispatch import MethodContext, dispatch
 from gateway.handshake import handle_connect
@@ -76,7 +76,7 @@ def _frame_text(msg: Any) -> tuple[bytes, str | None]:
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     app = request.app
-    state, config, auth = app[STATE_KEY], app[CONFIG_KEY], app[AUTH_KEY]
+    state, config = app[STATE_KEY], app[CONFIG_KEY]
     ws = web.WebSocketResponse(max_msg_size=MAX_PAYLOAD, autoping=True, compress=False, timeout=5.0)
     await ws.prepare(request)
     transport = request.transport
@@ -149,7 +149,6 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             await asyncio.wait_for(writer, 6.0)
         if not writer.done():
             writer.cancel()
-    _ = auth
     return ws
 
 
