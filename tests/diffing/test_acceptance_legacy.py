@@ -118,15 +118,18 @@ async def test_altered_field_is_one_value_signature(legacy: Any, wrong_candidate
 
 
 async def test_dropped_event_is_one_event_missing_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
+    """The candidate never sends ``connect.challenge`` (a token-only client does not need its nonce)."""
+
     def drop(f: dict[str, Any]) -> list[dict[str, Any]]:
-        if f.get("type") == "event" and f.get("event") == "chat" and (f.get("payload") or {}).get("state") == "final":
+        if f.get("type") == "event" and f.get("event") == "connect.challenge":
             return []
         return [f]
 
     def install(fault: Any) -> None:
         fault.ws_text = drop
 
-    await _fault_case(legacy, wrong_candidate, "ws-chat-send-turn.jsonl", install, ("chat", "event:chat", "event-missing"))
+    await _fault_case(legacy, wrong_candidate, "rpc-health.jsonl", install,
+                      ("connect.challenge", "event:connect.challenge", "event-missing"))
 
 
 async def test_changed_status_is_one_status_signature(legacy: Any, wrong_candidate: WrongCandidate) -> None:
