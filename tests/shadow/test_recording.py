@@ -126,3 +126,17 @@ def test_pairer_keeps_no_state_per_finished_request() -> None:
             outcomes += [r.outcome for r in p.receive(obs)]
     assert outcomes == ["pair"] * 500
     assert not p.pending and not p._res_index and not p._mirrored_ids["c1"] and p.bytes == 0
+
+
+async def test_sampling_zero_keeps_only_record_only_requests(tmp_path, fake_legacy: FakeGateway,
+                                                             fake_candidate: FakeGateway, make_proxy) -> None:
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, policy={"status": "record-only"},
+                             record={"trace_dir": str(tmp_path), "sample_rate": 0.0})
+    await ws_transcript(proxy.url)
+    m = proxy.metrics
+    assert m.value("parity_policy_decisions_total", {"route": "status", "decision": "record-only"}) == 1
+    await proxy.stop()
+    (path,) = list(tmp_path.glob("shadow-*.jsonl"))
+    trace = read_trace(open(path), strict=True)
+    assert [json.loads(o.data or "{}").get("method") for o in trace.observations] == ["status"]
+    assert not any('"status"' in f for f in fake_candidate.ws_frames), "record-only must not be mirrored"
