@@ -72,7 +72,7 @@ def tree_rss_kb(pid: int) -> tuple[int, int]:
 
 
 async def hello(url: str, token: str) -> Any:
-    ws = await websockets.connect(url, max_size=64 * 1024 * 1024, open_timeout=10)
+    ws = await websockets.connect(url, max_size=64 * 1024 * 1024, open_timeout=10, proxy=None)
     await ws.recv()
     await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": {
         "minProtocol": 4, "maxProtocol": 4, "client": CLIENT, "role": "operator", "scopes": SCOPES,

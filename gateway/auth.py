@@ -10,6 +10,7 @@ HTTP bearers, the wrong-secret delay, the legacy's ``unauthorized: …`` message
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import logging
@@ -61,6 +62,7 @@ _NEXT_STEP = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(ip: str | None) -> bool:
     if not ip:
         return False

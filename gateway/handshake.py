@@ -11,7 +11,6 @@ with the legacy's code and a reason cut at 120 bytes. Failed shared secrets wait
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import uuid
 from typing import Any
@@ -22,7 +21,7 @@ from aiohttp import web
 from gateway.app import AUTH_KEY, CONFIG_KEY, DEVICES_KEY, STATE_KEY
 from gateway.auth import AuthResult, provided_kind
 from gateway.device import b64url, verify_device
-from gateway.hello import _journal_key, build_hello
+from gateway.hello import _hmac_hex, _journal_key, build_hello
 from gateway.protocol import (
     CONNECT_PARAMS,
     error_shape,
@@ -133,7 +132,7 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
     secret = config.auth.token if method == "token" else config.auth.password if method == "password" else None
     if device is None and role == "operator" and secret:
         # the legacy derives recoveryScope from its shared-auth session generation; ours is an HMAC of the secret
-        generation = hmac.new(_journal_key(config.state_dir), secret.encode(), hashlib.sha256).hexdigest()[:32]
+        generation = _hmac_hex(_journal_key(config.state_dir), secret.encode())[:32]
         material = orjson.dumps(["shared-auth", generation, ""])
         auth_block["recoveryScope"] = b64url(hashlib.sha256(material).digest())
     if device is not None:

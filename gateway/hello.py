@@ -9,6 +9,7 @@ Keys pyclaw cannot back with real behaviour (``pluginSurfaceUrls``, ``controlUiW
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -28,8 +29,9 @@ CAPABILITIES = ["model-catalog-snapshot"]
 MAX_PAYLOAD = 26_214_400
 
 
-def _journal_key(state_dir: Any) -> bytes:
-    path = os.path.join(str(state_dir), "config-journal-fingerprint.key")
+@functools.lru_cache(maxsize=64)
+def _journal_key_at(state_dir: str) -> bytes:
+    path = os.path.join(state_dir, "config-journal-fingerprint.key")
     try:
         with open(path, "rb") as fh:
             key = fh.read()
@@ -45,11 +47,21 @@ def _journal_key(state_dir: Any) -> bytes:
     return key
 
 
+def _journal_key(state_dir: Any) -> bytes:
+    """The per-install HMAC key (created on first use, then cached for the process)."""
+    return _journal_key_at(str(state_dir))
+
+
+@functools.lru_cache(maxsize=64)
+def _hmac_hex(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
 def applied_config_hash(app: web.Application) -> str:
     """``hmac-sha256:v1:<hex>`` keyed per install, like the legacy's config journal fingerprint."""
     config = app[CONFIG_KEY]
     body = (config.raw_text or repr(sorted(config.data.items()))).encode("utf-8")
-    return "hmac-sha256:v1:" + hmac.new(_journal_key(config.state_dir), body, hashlib.sha256).hexdigest()
+    return "hmac-sha256:v1:" + _hmac_hex(_journal_key(config.state_dir), body)
 
 
 def session_defaults(app: web.Application) -> dict[str, Any]:
