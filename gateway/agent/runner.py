@@ -147,11 +147,13 @@ def _client(app: web.Application) -> tuple[ProviderClient, aiohttp.ClientSession
 
 async def run_turn(app: web.Application, session_key: str, message: str, run_id: str, emit: Emit,
                    *, extra_system_prompt: str | None = None, history: bool = True,
-                   chat_run: bool = True) -> TurnResult:
+                   chat_run: bool = True, event_session_key: str | None = None) -> TurnResult:
     """Run one turn for ``message`` in ``session_key``; events go to ``emit(event_name, payload)``.
 
     ``chat_run=False`` is for turns started over HTTP (``/v1/*``, hooks): the legacy then sends no
     ``run_status``/chat ``status`` events, no ``isHeartbeat`` key and a slightly different ``end`` payload.
+    ``event_session_key`` (``{sessionId}`` is filled in) overrides the key the events carry: hook runs are
+    isolated cron runs whose events name ``agent:main:cron:<job>:run:<sessionId>``.
     """
     from gateway.app import CONFIG_KEY, SESSIONS_KEY  # the app module imports us lazily; avoid a cycle
 
@@ -160,7 +162,8 @@ async def run_turn(app: web.Application, session_key: str, message: str, run_id:
     agent_id = agent_of(key)
     prior = _history_messages(sessions, key) if history else []
     entry = sessions.ensure(key)
-    ev = _Events(emit, run_id, key, agent_id, entry["sessionId"], chat_run)
+    shown_key = event_session_key.format(sessionId=entry["sessionId"]) if event_session_key else key
+    ev = _Events(emit, run_id, shown_key, agent_id, entry["sessionId"], chat_run)
     client, owned = _client(app)
     try:
         await ev.status("preparing_workspace")
@@ -212,12 +215,12 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
         return await _fail(ev, sessions, key, run_id, session_id, started, str(exc))
     stop = "length" if finish == "length" else "stop"
     if usage is not None:
-        await ev.raw_agent({"runId": run_id, "sessionKey": key, "stream": "usage",
+        await ev.raw_agent({"runId": run_id, "sessionKey": ev.key, "stream": "usage",
                             "data": {"outputTokens": usage.output}, "agentId": ev.agent_id})
     ended = _now_ms()
     await ev.agent("lifecycle", {"phase": "finishing", "stopReason": stop, "aborted": False,
                                  "livenessState": "working", "endedAt": ended}, with_session_id=True)
-    lane: dict[str, Any] = {"runId": run_id, "agentId": ev.agent_id, "sessionId": session_id, "sessionKey": key}
+    lane: dict[str, Any] = {"runId": run_id, "agentId": ev.agent_id, "sessionId": session_id, "sessionKey": ev.key}
     if ev.chat_run:
         lane["lane"] = "main"
     lane.update({"stream": "lifecycle", "data": {"phase": "model", "provider": None, "model": None}})
@@ -237,9 +240,9 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
         end = {"phase": "end", "startedAt": started, "endedAt": ended, "aborted": False, "stopReason": stop,
                "livenessState": "working", "executionSettled": True, "terminalReceipt": receipt,
                "terminalReply": reply}
-    await ev.raw_agent({"runId": run_id, "stream": "lifecycle", "data": end, "sessionKey": key,
+    await ev.raw_agent({"runId": run_id, "stream": "lifecycle", "data": end, "sessionKey": ev.key,
                         "sessionId": session_id, "agentId": ev.agent_id} if not ev.chat_run else
-                       {"runId": run_id, "sessionKey": key, "stream": "lifecycle", "data": end,
+                       {"runId": run_id, "sessionKey": ev.key, "stream": "lifecycle", "data": end,
                         "sessionId": session_id, "agentId": ev.agent_id})
     final_message = _assistant_message(text)
     if pending:

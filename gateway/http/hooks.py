@@ -390,7 +390,10 @@ async def _admit(app: web.Application, agent: str, message: str, name: str, sess
             broadcast(event, event_payload, drop_if_slow=event == "agent")
 
     async def run() -> dict[str, Any]:
-        result = await run_turn(app, _main_key(agent, key), message, run_id, emit, chat_run=False)
+        isolated = key.startswith("cron:")  # isolated cron-style runs name their run session in events
+        shown = f"{_main_key(agent, key)}:run:{{sessionId}}" if isolated else None
+        result = await run_turn(app, _main_key(agent, key), message, run_id, emit, chat_run=False,
+                                event_session_key=shown)
         if not result.ok or deliver:
             status = "ok" if result.ok else "error"
             summary = result.text if result.ok else (result.error or status)

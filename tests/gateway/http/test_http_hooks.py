@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from typing import Any
@@ -12,6 +13,8 @@ from h4b_support import Candidate, CandidateFactory, offline_config
 from gateway.app import SESSIONS_KEY
 from gateway.http.hook_mappings import HookMapping, TemplateContext, apply_mappings, render_template
 from gateway.http.hooks import HOOKS_KEY, HookAuthLimiter
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def expect(capture: dict[str, Any], name: str) -> tuple[int, str]:
@@ -231,3 +234,29 @@ async def test_mapping_fanout_dispatches_every_item(candidate_factory: Candidate
         r = await c.client.post("/hooks/batch", headers=c.hook_auth, json={"items": [{"n": 3}]})
         body = await r.json()
         assert r.status == 200 and set(body) == {"ok", "runId"}
+
+
+async def test_hook_run_events_name_the_run_session(candidate: Candidate, legacy_capture: dict[str, Any]) -> None:
+    """Hook agent runs broadcast agent/chat events like the legacy's isolated cron runs (recorded shapes)."""
+    from gateway.app import STATE_KEY
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    state = candidate.app[STATE_KEY]
+    original = state.broadcast
+
+    def spy(event: str, payload: Any, **kw: Any) -> int:
+        if event in ("agent", "chat"):
+            sent.append((event, payload))
+        return original(event, payload, **kw)
+
+    state.broadcast = spy  # type: ignore[method-assign]
+    r = await candidate.client.post("/hooks/agent", headers=candidate.hook_auth,
+                                    json={"message": "hello", "deliver": False, "waitForCompletion": True})
+    assert r.status == 200
+    legacy = legacy_capture["http_run_events"]["hook_agent"]
+    ours = [(e, p.get("stream") or p.get("state")) for e, p in sent]
+    theirs = [(f["event"], f["payload"].get("stream") or f["payload"].get("state")) for f in legacy]
+    assert ours == theirs
+    key_shape = re.compile(rf"^agent:main:cron:{UUID}:run:{UUID}$")
+    assert all(key_shape.match(p["sessionKey"]) for _, p in sent)
+    assert all(key_shape.match(f["payload"]["sessionKey"]) for f in legacy)
