@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 logger = logging.getLogger("bench.proxy")
 MITMDUMP = ROOT / ".cache" / "mitm-venv" / "bin" / "mitmdump"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SHED_MS = 5.0  # limits.shed_lag_ms of the "proxy (on, shed)" row
 
 
 # -- the fast upstream -------------------------------------------------------------------------------------------
@@ -124,11 +125,13 @@ class Procs:
             self.stop(p)
 
 
-def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str) -> list[str]:
+def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str,
+              shed_ms: float = 0.0) -> list[str]:
     cfg = tmp / f"shadow-{port}.toml"
     cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{free_port()}"\n'
                    f'[legacy]\nurl = "{legacy}"\ntoken = "{ltoken}"\n'
-                   + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else ""))
+                   + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else "")
+                   + f'[limits]\nshed_lag_ms = {shed_ms}\n')
     return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
 
 
@@ -243,6 +246,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
                                              up.legacy_token, up.candidate_token)))
     configs.append(("proxy (on)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "shadow", up.legacy_token,
                                             up.candidate_token)))
+    configs.append((f"proxy (on, shed {SHED_MS:g} ms)", []))
     if MITMDUMP.exists():
         configs.append(("mitmproxy", mitm_cmd(tmp, 0, up.legacy_url)))
     else:
@@ -258,7 +262,8 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
             port = free_port()
             if name.startswith("proxy"):
                 cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
-                                "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token)
+                                "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
+                                shed_ms=SHED_MS if "shed" in name else 0.0)
             elif name == "mitmproxy":
                 cmd = mitm_cmd(tmp, port, up.legacy_url)
             else:
@@ -304,6 +309,14 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
     for c in ("c1", "c16"):
         ratio = on[c]["rps"] / off[c]["rps"]
         add(f"throughput mirroring on / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×", ratio >= 0.9)
+    shed = next((v for k, v in res.items() if "shed" in k), None)
+    if shed is not None:
+        for c in ("c1", "c16"):
+            ratio = shed[c]["rps"] / off[c]["rps"]
+            add(f"throughput mirroring on with overload shedding / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×",
+                ratio >= 0.9)
+        added50 = shed["c1"]["p50"] - d["c1"]["p50"]
+        add("added p50, HTTP, 1 conn, mirroring on with shedding (≤ 0.5 ms)", f"{added50:+.3f} ms", added50 <= 0.5)
     if d.get("ws") and on.get("ws"):
         wadd = on["ws"]["median"] - d["ws"]["median"]
         add("WS RPC added median, mirroring on (≤ 0.3 ms)", f"{wadd:+.3f} ms", wadd <= 0.3)
@@ -374,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join([
         f"`GET /healthz` with `wrk -t1` for {args.duration:g} s per cell (keep-alive); WS: {args.rpcs} sequential "
         "`health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
-        "mirrors every request and RPC to a second upstream of the same kind; nginx mirrors HTTP only (it cannot "
+        "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
+        "(mirror work is dropped, counted, while the event loop lags); nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
         "",
         "| upstream | front | req/s, 1 conn | p50 / p99, 1 conn | req/s, 16 conn | p50 / p99, 16 conn | WS RPC median / p99 |",

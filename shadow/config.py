@@ -118,6 +118,8 @@ class Limits:
     pair_window: float = 10.0  # seconds a half pair waits for its other leg
     legacy_timeout: float = 300.0  # total deadline for one legacy HTTP exchange
     max_frame: int = 26214400  # largest WS frame accepted from a leg (OpenClaw policy.maxPayload, §2.9)
+    shed_lag_ms: float = 0.0  # 0 = off; above this event-loop lag (EWMA) new mirror work is dropped (reason
+    #                           "overload"), so mirroring never costs the client path its CPU
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +293,7 @@ def _limits(t: Mapping[str, Any]) -> Limits:
         default = getattr(base, f.name)
         if isinstance(default, float):
             v = _num(t, f.name, default, p)
-            if v <= 0:
+            if v < 0 or (v == 0 and f.name != "shed_lag_ms"):
                 raise ConfigError(f"{p}{f.name}: must be > 0, got {v}")
             kw[f.name] = v
         else:

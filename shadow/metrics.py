@@ -12,7 +12,7 @@ Final list (labels are bounded: never ids or raw paths; ``route`` is a profile t
 - ``parity_pairs_total{route, outcome}`` counter. outcome: match|mismatch.
 - ``parity_latency_seconds{leg, protocol, route}`` histogram.
 - ``parity_queue_depth{queue}`` gauge. queue: a pipeline stage name, or ``mirror_ws`` / ``mirror_bytes``.
-- ``parity_dropped_total{stage, reason}`` counter. reason: full|bytes|rss|deadline|closed|sampled.
+- ``parity_dropped_total{stage, reason}`` counter. reason: full|bytes|rss|overload|deadline|closed.
 - ``parity_candidate_errors_total{kind}`` / ``parity_legacy_errors_total{kind}`` counters. kind: connect|timeout|
   closed|protocol|http.
 - ``parity_policy_decisions_total{route, decision}`` counter. decision: mirror|skip|record-only.

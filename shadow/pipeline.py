@@ -78,11 +78,14 @@ class Budget:
         self.used = 0
         self._gauge = metrics.queue_depth.labels(queue="mirror_bytes")
         self.over_rss = False  # set by the pipeline's RSS sampler when limits.rss_cap_mb is exceeded
+        self.overloaded = False  # set by the loop-lag sampler when limits.shed_lag_ms is exceeded
 
     def take(self, n: int) -> str | None:
         """Reserve ``n`` bytes. Returns ``None`` on success, else the drop reason."""
         if self.over_rss:
             return "rss"
+        if self.overloaded:
+            return "overload"
         if self.used + n > self.limit:
             return "bytes"
         self.used += n
@@ -397,6 +400,8 @@ class Pipeline:
         for stage in self.stages.values():
             stage.start()
         self._bg.append(spawn(self._housekeeping(), name="pipeline-housekeeping"))
+        if self.config.limits.shed_lag_ms > 0:
+            self._bg.append(spawn(self._lag_sampler(), name="pipeline-lag"))
 
     async def close(self, drain: float = 2.0) -> None:
         for name in STAGES:
@@ -506,6 +511,20 @@ class Pipeline:
     async def _do_store(self, result: Joined) -> None:
         if self._store is not None:
             await self._store(result)
+
+    async def _lag_sampler(self) -> None:
+        """Event-loop lag as an EWMA; above ``shed_lag_ms`` new mirror work is shed until it halves."""
+        loop = asyncio.get_running_loop()
+        limit = self.config.limits.shed_lag_ms / 1000.0
+        ewma, period = 0.0, 0.01
+        while True:
+            t = loop.time()
+            await asyncio.sleep(period)
+            ewma = 0.8 * ewma + 0.2 * max(0.0, loop.time() - t - period)
+            over = ewma > limit if not self.budget.overloaded else ewma > limit / 2
+            if over != self.budget.overloaded:
+                logger.info("event-loop lag %.1f ms: mirroring %s", ewma * 1000, "shed" if over else "resumed")
+                self.budget.overloaded = over
 
     async def _housekeeping(self) -> None:
         cap = self.config.limits.rss_cap_mb * 1024 * 1024

@@ -105,3 +105,33 @@ async def test_legacy_down_gives_502_and_1011_then_recovers(make_proxy, fake_can
         assert await ws_transcript(proxy.url) == await ws_transcript(legacy.url)
     finally:
         await legacy.stop()
+
+
+async def test_overload_sheds_mirror_work_never_client_work(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
+                                                            make_proxy) -> None:
+    """With ``shed_lag_ms`` set, a busy event loop drops new mirror work (counted as overload); clients are served."""
+    import asyncio
+    import time
+
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={"shed_lag_ms": 5.0})
+    stop = False
+
+    async def hog() -> None:  # a CPU hog sharing the proxy's loop
+        while not stop:
+            time.sleep(0.03)
+            await asyncio.sleep(0.005)
+
+    task = asyncio.ensure_future(hog())
+    try:
+        await async_wait_until(lambda: proxy.pipeline.budget.overloaded, 10 * S, what="overload detected")
+        n = len(fake_candidate.http_requests)
+        await _still_serving(proxy.url)
+        assert proxy.metrics.value("parity_dropped_total", {"stage": "mirror", "reason": "overload"}) >= 1
+        assert len(fake_candidate.http_requests) == n
+    finally:
+        stop = True
+        await task
+    await async_wait_until(lambda: not proxy.pipeline.budget.overloaded, 10 * S, what="overload cleared")
+    await _still_serving(proxy.url)
+    await async_wait_until(lambda: any(p == "/healthz" for _, p, _, _ in fake_candidate.http_requests), 5 * S,
+                           what="mirroring resumed")
