@@ -43,6 +43,7 @@ class ModelRef:
     api: str
     context_window: int | None = None
     max_tokens: int | None = None
+    cost: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ def resolve_primary(config: Mapping[str, Any]) -> ModelRef:
         api=str(prov.get("api") or "openai-completions"),
         context_window=entry.get("contextWindow") if isinstance(entry.get("contextWindow"), int) else None,
         max_tokens=entry.get("maxTokens") if isinstance(entry.get("maxTokens"), int) else None,
+        cost=entry.get("cost") if isinstance(entry.get("cost"), Mapping) else None,
     )
 
 

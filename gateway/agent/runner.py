@@ -174,7 +174,12 @@ async def run_turn(app: web.Application, session_key: str, message: str, run_id:
             ref = None
             setup_error = str(exc)
         started = _now_ms()
-        sessions.append(key, {"role": "user", "content": message, "timestamp": started, "idempotencyKey": run_id})
+        seq = len(sessions.history(key)) + 1
+        sessions.append(key, {"role": "user", "content": message, "timestamp": started,
+                              "idempotencyKey": f"{run_id}:user",
+                              "__openclaw": {"id": str(uuid.uuid4()), "idempotencyKey": f"{run_id}:user",
+                                             "recordTimestampMs": _now_ms(), "seq": seq}})
+        sessions.update(key, status="running")
         await ev.agent("lifecycle", {"phase": "start", "startedAt": started}, with_session_id=True)
         await ev.status("starting_model")
         if ref is None:
@@ -252,13 +257,23 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
     sessions.append(key, {
         "role": "assistant", "content": [{"type": "text", "text": text}], "api": ref.api, "provider": ref.provider,
         "model": ref.model, "usage": {"input": u.input, "output": u.output, "totalTokens": u.total, "cacheRead": 0,
-                                      "cacheWrite": 0},
+                                      "cacheWrite": 0, "cost": _cost(ref, u)},
         "stopReason": stop, "timestamp": final_message["timestamp"], "responseId": resp_id,
+        "__openclaw": {"runId": run_id, "id": str(uuid.uuid4()), "recordTimestampMs": _now_ms(),
+                       "seq": len(sessions.history(key)) + 1},
     })
     sessions.update(key, model=ref.model, contextTokens=ref.context_window, totalTokens=u.input, status="done",
                     abortedLastRun=False)
     return TurnResult(run_id=run_id, session_key=key, session_id=session_id, ok=True, text=text, stop_reason=stop,
                       usage=usage, provider=ref.provider, model=ref.model, response_id=resp_id)
+
+
+def _cost(ref: ModelRef, usage: Usage) -> dict[str, float]:
+    """Cost per the model's ``cost`` block (USD per million tokens, as the provider catalog states it)."""
+    rate = ref.cost or {}
+    i = float(rate.get("input") or 0) * usage.input / 1e6
+    o = float(rate.get("output") or 0) * usage.output / 1e6
+    return {"input": i, "output": o, "cacheRead": 0, "cacheWrite": 0, "total": i + o}
 
 
 def _assistant_message(text: str) -> dict[str, Any]:

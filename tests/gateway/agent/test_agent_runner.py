@@ -70,6 +70,10 @@ async def test_transcript_and_session_entry_persisted(candidate: Candidate) -> N
     assert history[0]["content"] == "hi there"
     assert history[1]["content"] == [{"type": "text", "text": "PONG from fake model"}]
     assert history[1]["usage"]["output"] == 2
+    assert history[1]["usage"]["cost"] == {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0, "total": 0}
+    assert history[0]["idempotencyKey"] == "idem-1:user"
+    assert [m["__openclaw"]["seq"] for m in history] == [1, 2]
+    assert history[1]["__openclaw"]["runId"] == "idem-1"
     entry = store.get("agent:main:main")
     assert entry is not None and entry["sessionId"] == result.session_id
     assert (entry["model"], entry["status"], entry["contextTokens"]) == ("fake-model", "done", 32000)
