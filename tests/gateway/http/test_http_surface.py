@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -171,3 +172,25 @@ async def test_handler_error_is_plain_500(candidate: Candidate) -> None:
                                     json={"model": "openclaw", "messages": [{"role": "user", "content": "x"}]})
     assert (r.status, await r.text()) == (500, "Internal Server Error")
     assert r.headers["Cache-Control"] == "no-store"
+
+
+async def test_probe_details_only_for_local_or_authenticated(candidate: Candidate) -> None:
+    proxied = {"X-Forwarded-For": "203.0.113.7"}  # proxy headers from an untrusted peer: treated as remote
+    r = await candidate.client.get("/readyz", headers=proxied)
+    assert await r.json() == {"ready": True}
+    r = await candidate.client.get("/startupz", headers=proxied)
+    assert await r.json() == {"ok": True, "status": "started"}
+    r = await candidate.client.get("/readyz", headers={**proxied, **candidate.auth})
+    assert set(await r.json()) == {"ready", "failing", "uptimeMs", "eventLoop"}
+
+
+def test_hooks_config_errors_use_the_legacys_texts(tmp_path: Any) -> None:
+    from gateway.app import make_app
+    from gateway.config import config_from_mapping
+    from wire.errors import ConfigError
+
+    base = {"gateway": {"mode": "local", "auth": {"mode": "token", "token": "t" * 32}}}
+    for hooks, text in (({"enabled": True}, "hooks.enabled requires hooks.token"),
+                        ({"enabled": True, "token": "x" * 20, "path": "/"}, "hooks.path may not be '/'")):
+        with pytest.raises(ConfigError, match=re.escape(text)):
+            make_app(config_from_mapping({**base, "hooks": hooks}, tmp_path))
