@@ -118,6 +118,7 @@ class Limits:
     pair_window: float = 10.0  # seconds a half pair waits for its other leg
     legacy_timeout: float = 300.0  # total deadline for one legacy HTTP exchange
     max_frame: int = 26214400  # largest WS frame accepted from a leg (OpenClaw policy.maxPayload, §2.9)
+    diff_workers: int = 1  # processes comparing pairs off the event loop (0 = compare inline)
     shed_lag_ms: float = 0.0  # 0 = off; above this event-loop lag (EWMA) new mirror work is dropped (reason
     #                           "overload"), so mirroring never costs the client path its CPU
 
@@ -297,7 +298,7 @@ def _limits(t: Mapping[str, Any]) -> Limits:
                 raise ConfigError(f"{p}{f.name}: must be > 0, got {v}")
             kw[f.name] = v
         else:
-            minimum = 0 if f.name in ("rss_cap_mb", "connect_retries") else 1
+            minimum = 0 if f.name in ("rss_cap_mb", "connect_retries", "diff_workers") else 1
             kw[f.name] = _int(t, f.name, default, p, minimum)
     return replace(base, **kw)
 

@@ -13,9 +13,12 @@ Stages, in order:
    WebSocket mirroring is per connection (``shadow.mirror.MirrorSession``), bounded by its own queue and the
    global :class:`Budget`.
 2. ``pair``    -- observations of both legs; responses paired by exchange/request id, events by name within a
-   window; outcome metrics and the rolling ``parity_ratio``.
-3. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
-4. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
+   window (cheap, in the event loop).
+3. ``diff``    -- each pair compared by the one differ (``diffing.diff.compare_pair`` with the profile) in a
+   worker *process* (``limits.diff_workers``; 0 = inline): explaining a mismatch costs milliseconds of CPU
+   (DeepDiff), which must never run on the client path's event loop. Outcome metrics and ``parity_ratio``.
+4. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
+5. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
 
 May import: stdlib, ``wire``, ``recorder``, ``diffing``, ``shadow.{config,metrics,policy,_tasks}``.
 """
@@ -42,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["STAGES", "Budget", "HttpJob", "Joined", "Pairer", "Pipeline", "Stage", "Tap"]
 
-STAGES = ("mirror", "pair", "record", "store")
+STAGES = ("mirror", "pair", "diff", "record", "store")
 
 
 
@@ -220,6 +223,31 @@ class ProfileComparator:
         return result.equal, result
 
 
+_EXECUTORS: dict[int, Any] = {}
+_WORKER_COMPARATORS: dict[str, ProfileComparator] = {}
+
+
+def _executor(workers: int) -> Any:
+    """One shared process pool per size (spawned, not forked: the parent runs an event loop and threads)."""
+    pool = _EXECUTORS.get(workers)
+    if pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = _EXECUTORS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return pool
+
+
+def compare_joined(profile_name: str, joined: Joined) -> tuple[bool, Any]:
+    """Runs in a diff worker process: the profile comparator on one pair (picklable in and out)."""
+    cmp = _WORKER_COMPARATORS.get(profile_name)
+    if cmp is None:
+        from wire.profiles.openclaw import get_profile
+
+        cmp = _WORKER_COMPARATORS[profile_name] = ProfileComparator(get_profile(profile_name))
+    return cmp(joined)
+
+
 class Pairer:
     """Joins the legs of one client request: HTTP by exchange id, WS ``res`` by request id (and response index),
     WS events by name in arrival order within ``window`` seconds. Only what was mirrored is waited for.
@@ -368,6 +396,7 @@ class Pipeline:
             profile = get_profile(config.profile)
         self.profile = profile
         self.comparator = comparator or ProfileComparator(profile)
+        self._use_workers = comparator is None and config.limits.diff_workers > 0
         self.budget = Budget(config.limits.max_queued_bytes, metrics)
         self.pairer = Pairer(config.limits.pair_window, profile, max_bytes=config.limits.max_queued_bytes)
         self.pair_bytes = 0  # payload bytes waiting in the pair queue
@@ -380,6 +409,7 @@ class Pipeline:
         handlers: dict[str, tuple[Callable[[Any], Awaitable[None]], int]] = {
             "mirror": (self._do_mirror, lim.candidate_concurrency),
             "pair": (self._do_pair, 1),
+            "diff": (self._do_diff, max(1, lim.diff_workers)),
             "record": (self._do_record, 1),
             "store": (self._do_store, 1),
         }
@@ -408,6 +438,8 @@ class Pipeline:
             await self.stages[name].drain(drain)
         for result in self.pairer.expire(float("inf")):
             self._account(result)
+        for name in ("diff", "store"):  # what the final expiry produced
+            await self.stages[name].drain(drain)
         await cancel_all(self._bg)
         for stage in self.stages.values():
             await stage.stop()
@@ -485,22 +517,37 @@ class Pipeline:
         for result in self.pairer.receive(item):
             self._account(result)
 
-    def _account(self, result: Joined) -> None:
-        legs = result.legs
-        if result.outcome == "pair":
-            match, detail = self.comparator(result)
-            outcome = "match" if match else "mismatch"
-            self.metrics.pair(result.route, match)
-            proto = "http" if result.protocol == "http" else "ws"
-            for leg in (Leg.LEGACY, Leg.CANDIDATE):
-                self.count(leg, proto, result.route, outcome)
-            result = Joined(result.conn, result.key, result.route, result.protocol, outcome, legs, detail)
+    async def _do_diff(self, joined: Joined) -> None:
+        if self._use_workers:
+            loop = asyncio.get_running_loop()
+            match, detail = await loop.run_in_executor(_executor(self.config.limits.diff_workers), compare_joined,
+                                                       self.profile.name, joined)
         else:
-            if result.outcome == "dropped":
-                self.metrics.drop("pair", "bytes")
-            for leg, obs in legs.items():
-                outcome = "error" if obs.kind is Kind.ERROR else result.outcome
-                self.count(leg, "http" if result.protocol == "http" else "ws", result.route, outcome)
+            match, detail = self.comparator(joined)
+        self._account_pair(joined, match, detail)
+
+    def _account(self, result: Joined) -> None:
+        if result.outcome == "pair":
+            self.stages["diff"].offer(result)
+            return
+        self._account_other(result)
+
+    def _account_pair(self, result: Joined, match: bool, detail: Any) -> None:
+        outcome = "match" if match else "mismatch"
+        self.metrics.pair(result.route, match)
+        proto = "http" if result.protocol == "http" else "ws"
+        for leg in (Leg.LEGACY, Leg.CANDIDATE):
+            self.count(leg, proto, result.route, outcome)
+        result = Joined(result.conn, result.key, result.route, result.protocol, outcome, result.legs, detail)
+        if self._store is not None:
+            self.stages["store"].offer(result)
+
+    def _account_other(self, result: Joined) -> None:
+        if result.outcome == "dropped":
+            self.metrics.drop("pair", "bytes")
+        for leg, obs in result.legs.items():
+            outcome = "error" if obs.kind is Kind.ERROR else result.outcome
+            self.count(leg, "http" if result.protocol == "http" else "ws", result.route, outcome)
         if self._store is not None:
             self.stages["store"].offer(result)
 
