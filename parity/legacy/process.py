@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_ENV = "PARITY_LEGACY_READY_TIMEOUT"
 DEFAULT_READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
+#: Tries with a freshly picked port when the one we picked was taken before the gateway bound it.
+PORT_ATTEMPTS = 3
 LOCK_DIR = Path(f"/tmp/openclaw-state-locks-{os.getuid()}")
 OPENCLAW_TMP = Path("/tmp/openclaw")
 
@@ -75,13 +78,23 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port(attempts: int = 50) -> int:
-    """A port free on both loopback addresses (the kernel picks, we bind-test ::1 too)."""
+    """A port free on both loopback addresses (the kernel picks, we bind-test ::1 too).
+
+    Never hands out the same port twice in one process, so legacies started concurrently do not collide.
+    """
     for _ in range(attempts):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port_is_free(port):
+        with _HANDED_OUT_LOCK:
+            if port in _HANDED_OUT or not port_is_free(port):
+                continue
+            _HANDED_OUT.add(port)
             return port
     raise LegacyError(f"no free loopback port found in {attempts} attempts")
 
@@ -218,22 +231,38 @@ class LegacyGateway:
         if layout.config_path.exists():
             raise LegacyError(f"run dir {layout.run_dir} was already used (has {layout.config_path}); "
                               "give every legacy run a fresh run dir")
-        layout.create()
-        if options.port is None:
-            port = free_port()
-        elif not port_is_free(options.port):
+        if options.port is not None and not port_is_free(options.port):
             raise LegacyError(f"port {options.port} is busy on 127.0.0.1 or ::1: pick another or pass port=None")
-        else:
-            port = options.port
+        layout.create()
         token = (options.token or new_secret()) if options.auth == "token" else None
         password = (options.password or new_secret()) if options.auth == "password" else None
         hook_token = options.hook_token or new_secret()
+        write_config({"token": token, "password": password, "hook_token": hook_token}, layout.secrets_path)
+        # A port we picked can be taken by someone else before the gateway binds it (boot takes 15-60 s):
+        # then the gateway exits with EADDRINUSE and we retry on another port.
+        attempts = 1 if options.port is not None else PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            port = options.port if options.port is not None else free_port()
+            log_offset = layout.gateway_log.stat().st_size if layout.gateway_log.exists() else 0
+            try:
+                return cls._launch(options, installation, layout, port, token, password, hook_token)
+            except LegacyError:
+                with layout.gateway_log.open("rb") as fh:
+                    fh.seek(log_offset)
+                    fresh = fh.read().decode(errors="replace")
+                if attempt < attempts and "EADDRINUSE" in fresh:
+                    logger.warning("port %d was taken before the legacy bound it; retrying on another port", port)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _launch(cls, options: LegacyOptions, installation: Installation, layout: RunLayout, port: int,
+                token: str | None, password: str | None, hook_token: str) -> LegacyGateway:
         config = build_config(port=port, model_url=options.model_url, layout=layout, auth=options.auth,
                               token=token, password=password, hook_token=hook_token,
                               overrides=options.config_overrides)
         write_config(config, layout.config_path)
-        secrets_blob = {"token": token, "password": password, "hook_token": hook_token}
-        write_config(secrets_blob, layout.secrets_path)
         created_tmp = not OPENCLAW_TMP.exists()
         cmd = [str(installation.node), str(installation.entry), "gateway", "run", "--port", str(port),
                *options.extra_args]
