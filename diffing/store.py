@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.exc import OperationalError
 
 from diffing import schema
-from diffing.diff import PairResult, show
+from diffing.diff import PairResult
 from wire.errors import ConfigError, ParityError
 from wire.model import Exchange, HttpResponse, Other, Res
 
@@ -178,15 +178,20 @@ class _Item:
     at: float
 
 
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + f"…<truncated {len(text) - limit} chars>"
+
+
 def _summary(ex: Exchange | None) -> str:
+    """The first response, cut to 300 characters with a visible marker (leg data is already redacted)."""
     if ex is None or not ex.responses:
         return ""
     r = ex.responses[0]
     if isinstance(r, Res | Other):
-        return show(r.raw, 300)
+        return _cut(r.raw)
     if isinstance(r, HttpResponse):
-        return show(f"{r.status} {r.body[:300].decode('utf-8', 'replace')}", 300)
-    return show(repr(r), 300)
+        return _cut(f"{r.status} {r.body[:400].decode('utf-8', 'replace')}")
+    return _cut(repr(r))
 
 
 class Store:

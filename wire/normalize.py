@@ -306,20 +306,26 @@ class Normalizer:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
-        self._by_ctx: dict[Context, tuple[tuple[Rule, tuple[str, ...], str | None], ...]] = {}
+        self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
             if isinstance(rule, Regex):
                 re.compile(rule.pattern)
 
-    def _plan(self, ctx: Context) -> tuple[tuple[Rule, tuple[str, ...], str | None], ...]:
+    def _plan(self, ctx: Context) -> tuple[_Step, ...]:
         plan = self._by_ctx.get(ctx)
         if plan is None:
-            out = []
+            out: list[_Step] = []
             for rule in _active(self.rules, ctx):
                 segs = self._compiled[rule.path]
-                out.append((rule, segs, _trigger(segs)))
+                deep_key = len(segs) == 2 and segs[0] == _DEEP and segs[1] not in (_ANY, _DEEP)
+                if deep_key and out and isinstance(out[-1], list):
+                    out[-1].append((rule, segs, _trigger(segs)))
+                elif deep_key:
+                    out.append([(rule, segs, _trigger(segs))])
+                else:
+                    out.append((rule, segs, _trigger(segs)))
             plan = self._by_ctx[ctx] = tuple(out)
         return plan
 
@@ -336,13 +342,55 @@ class Normalizer:
         """
         result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
-        holder = [doc]  # so a rule on the root could replace it
-        for rule, segs, trigger in self._plan(ctx):
+        for step in self._plan(ctx):
+            if isinstance(step, list):
+                # Consecutive "**.<key>" rules share ONE walk of the document (they are most of a profile).
+                live = [(r, segs[1]) for r, segs, trig in step if trig is None or raw is None or trig in raw]
+                if live:
+                    _deep_keys(doc, [(key, _action(r, result, track)) for r, key in live])
+                continue
+            rule, segs, trigger = step
             if trigger is not None and raw is not None and trigger not in raw:
                 continue
-            _apply_rule(rule, segs, holder[0], result, track)
-        result.value = holder[0]
+            _visit(doc, segs, 0, (), _action(rule, result, track))
         return result
+
+
+_Planned = tuple[Rule, tuple[str, ...], str | None]
+_Step = _Planned | list[_Planned]
+
+
+def _deep_keys(doc: Json, rules: list[tuple[str, _Action]]) -> None:
+    literal: dict[str, list[_Action]] = {}
+    globs: list[tuple[str, _Action]] = []
+    for key, act in rules:
+        if _is_glob(key):
+            globs.append((key, act))
+        else:
+            literal.setdefault(key, []).append(act)
+    memo: dict[str, list[_Action]] = {}
+
+    def acts_for(k: str) -> list[_Action]:
+        found = memo.get(k)
+        if found is None:
+            found = memo[k] = literal.get(k, []) + [a for pat, a in globs if fnmatchcase(k, pat)]
+        return found
+
+    def walk(node: Json, prefix: tuple[str | int, ...]) -> None:
+        if isinstance(node, dict):
+            for k in list(node):
+                for act in acts_for(k):
+                    if k in node:
+                        act(node, k, (*prefix, k))
+                child = node.get(k)
+                if isinstance(child, dict | list):
+                    walk(child, (*prefix, k))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                if isinstance(child, dict | list):
+                    walk(child, (*prefix, i))
+
+    walk(doc, ())
 
 
 def _flatten(
@@ -367,17 +415,21 @@ def _active(
 
 
 def _trigger(segs: tuple[str, ...]) -> str | None:
-    """For ``**`` paths: a substring the raw text must contain for the rule to possibly apply."""
+    """For ``**`` paths: a substring the raw text must contain for the rule to possibly apply (the last key
+    segment's literal tail followed by a closing quote), or ``None`` when there is none."""
     if _DEEP not in segs:
         return None
-    tail = segs[-1]
-    if tail == _ANY:
-        return None
-    literal = re.split(r"[*?]", tail)[-1]
-    return f'{literal}"' if literal else None
+    for seg in reversed(segs):
+        if seg in (_ANY, _DEEP) or seg.isdigit():
+            continue
+        literal = re.split(r"[*?]", seg)[-1]
+        return f'{literal}"' if literal else None
+    return None
 
 
-def _apply_rule(rule: Rule, segs: tuple[str, ...], doc: Json, out: Normalized, track: bool) -> None:
+def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
+    """The in-place edit a rule makes at one matched (container, key, concrete path)."""
+
     def hit(path: tuple[str | int, ...]) -> None:
         if track:
             out.hidden.append((_dotted(path), rule))
@@ -415,8 +467,11 @@ def _apply_rule(rule: Rule, segs: tuple[str, ...], doc: Json, out: Normalized, t
             v = c[k]
             if isinstance(v, list):
                 hit(p)
-                seen = {canonical_text(x): x for x in v}
-                c[k] = [seen[t] for t in sorted(seen)]
+                if all(type(x) is str for x in v):  # the common case (method/event names): no JSON encoding
+                    c[k] = sorted(set(v))
+                else:
+                    seen = {canonical_text(x): x for x in v}
+                    c[k] = [seen[t] for t in sorted(seen)]
 
     elif isinstance(rule, SortList):
         by = rule.by
@@ -462,7 +517,7 @@ def _apply_rule(rule: Rule, segs: tuple[str, ...], doc: Json, out: Normalized, t
 
     else:  # pragma: no cover - When is resolved by _active
         raise TypeError(f"not a rule: {rule!r}")
-    _visit(doc, segs, 0, (), act)
+    return act
 
 
 def apply(rules: Iterable[Rule], value: Json, ctx: Context | None = None) -> Json:

@@ -62,7 +62,7 @@ async def test_aa_golden_traces_reach_full_parity_after_profile_and_accepted_noi
         counter = NoiseCounter(runs=2)
         verify: list[tuple[Loaded, Any, Any]] = []
         for item in traces:
-            r1, r2, r3 = [await replay_trace(item.trace, t, leg=Leg.LEGACY, timeout=15) for _ in range(3)]
+            r1, r2, r3 = [await replay_trace(item.trace, t, leg=Leg.LEGACY, timeout=30) for _ in range(3)]
             for _, result in diff_observations(r1.observations, r2.observations, OPENCLAW, scenario=item.scenario):
                 counter.add(result)
             verify.append((item, r1, r3))

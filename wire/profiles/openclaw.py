@@ -109,10 +109,13 @@ _TIME_KEYS = (
 _ANYWHERE: tuple[Rule, ...] = (
     *(Mask(f"**.{k}", "ref §8 'Time and size': clock-, process- or machine-derived") for k in _TIME_KEYS.split()),
     Mask("**.*AtMs", "ref §8 'Time and size': every *AtMs"),
+    Mask("**.*At", "ref §8 'Time and size': startedAt/endedAt/acceptedAt/updatedAt/...; A/A: createdAt, snapshotAt"),
+    Mask("**.age", "ref §8 'Time and size': session age is clock-derived (A/A)"),
+    Mask("**.contextBudgetStatus", "ref §8 usage token counts: prompt budget depends on session history (A/A)"),
     Mask("**.usage.*", "ref §8: usage token counts"),
     *(
         Regex(f"**.{k}", f"^{_UUID}$", "<uuid>", "ref §8 'Identifiers': random ids (runId for hooks, sessionId, ...)")
-        for k in ("runId", "sessionId", "itemId", "requestId")
+        for k in ("runId", "sessionId", "itemId", "item_id", "requestId", "taskId", "sourceId", "turnId")
     ),
     Regex("**.id", rf"^(chatcmpl|resp|msg|call)_{_UUID}$", r"\1_<uuid>", "ref §8: chatcmpl_/resp_/msg_/call_<uuid>"),
     Regex(
@@ -135,6 +138,11 @@ _ANYWHERE: tuple[Rule, ...] = (
 )
 
 _METHODS: tuple[Rule, ...] = (
+    When(
+        event="task",
+        reason="ref §8 'Identifiers': background task ids are random per run (A/A)",
+        rules=(Regex("payload.task.id", f"^{_UUID}$", "<uuid>", "ref §8 'Identifiers': random task id (A/A)"),),
+    ),
     When(
         method="gateway.identity.get",
         reason="ref §2.11/§8: gateway identity keys are per install",
