@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -231,10 +232,18 @@ async def chat_history(ctx: MethodContext, params: Any) -> Any:
     page = messages[-limit:]
     entry = store.get(key)
     defaults = _model_defaults(ctx)
-    info = {**_session_row(entry or {"key": key}, defaults), "updatedAt": entry.get("updatedAt") if entry else None,
-            "snapshotAt": now_ms(), "activeLeafEntryId": None}
-    if entry is None:
-        info.pop("sessionId", None)
+    is_main = key == "agent:main:main"
+    info = {
+        "key": key, "permissionModePending": False, "kind": "direct", "classification": "main" if is_main else "custom",
+        "agentId": key.split(":")[1], "isMain": is_main, "isBackground": False,
+        "updatedAt": entry.get("updatedAt") if entry else None, "archived": False, "pinned": False, "unread": False,
+        "effectiveFastMode": False, "effectiveFastModeSource": "default", "fastAutoOnSeconds": 60,
+        "totalTokensFresh": False, "effectiveResponseUsage": "off", "effectiveQueueMode": "steer", **defaults,
+        "modelOverrideSource": None, "runtimeSelectionLocked": False, "agentRuntime": dict(AGENT_RUNTIME),
+        "snapshotAt": now_ms(), "hasActiveRun": False, "activeRunIds": [], "activeLeafEntryId": None,
+    }
+    if entry is not None:
+        info["sessionId"] = entry["sessionId"]
     return {
         "sessionKey": p["sessionKey"], "messages": page, "pendingInputs": {"items": [], "total": 0},
         "hasMore": len(messages) > len(page), "totalMessages": len(messages),
@@ -256,12 +265,20 @@ def _start_turn(ctx: MethodContext, session_key: str, message: str, run_id: str,
         state.broadcast(event, payload, drop_if_slow=event == "agent" and payload.get("stream") == "assistant")
 
     async def run() -> None:
+        started = time.monotonic()
         try:
-            result = await run_turn(ctx.app, session_key, message, run_id, emit, extra_system_prompt=extra)
+            # the legacy's `agent` runs carry no chat run_status/preparation events (golden ws-agent-two-responses)
+            result = await run_turn(ctx.app, session_key, message, run_id, emit, extra_system_prompt=extra,
+                                    chat_run=not final_response)
             state.dedupe.put(run_id, {"runId": run_id, "status": "ok" if result.ok else "error"})
             if final_response and result.ok:
-                ctx.respond_extra(True, {"runId": run_id, "status": "ok", "summary": "completed",
-                                         "result": {"text": result.text, "stopReason": result.stop_reason}}, None)
+                meta = {"durationMs": int((time.monotonic() - started) * 1000),
+                        "agentMeta": {"sessionId": result.session_id, "sessionFile": result.session_key,
+                                      "provider": result.provider, "model": result.model},
+                        "aborted": False, "stopReason": result.stop_reason}
+                ctx.respond_extra(True, {"runId": run_id, "status": "ok", "summary": "completed", "result": {
+                    "payloads": [{"text": result.text, "mediaUrl": None}], "meta": meta,
+                    "sourceReplyDeliveryState": "missing"}}, None)
             elif final_response:
                 ctx.respond_extra(False, None, {"code": "UNAVAILABLE", "message": result.error or "agent run failed"})
         except Exception:
@@ -295,5 +312,7 @@ async def agent(ctx: MethodContext, params: Any) -> Any:
     if cached is not None:
         return {"runId": run_id, "status": "in_flight" if cached.get("status") == "started" else cached["status"]}
     state.dedupe.put(run_id, {"runId": run_id, "status": "started"})
-    _start_turn(ctx, p.get("sessionKey") or "main", p["message"], run_id, p.get("extraSystemPrompt"), final_response=True)
-    return {"runId": run_id, "status": "accepted", "acceptedAt": now_ms()}
+    key = p.get("sessionKey") or "main"
+    _start_turn(ctx, key, p["message"], run_id, p.get("extraSystemPrompt"), final_response=True)
+    return {"runId": run_id, "sessionKey": canonical_key(key), "agentId": canonical_key(key).split(":")[1],
+            "status": "accepted", "acceptedAt": now_ms()}

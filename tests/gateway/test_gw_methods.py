@@ -158,6 +158,7 @@ async def test_agent_answers_twice_accepted_then_final(gw_factory: GatewayFactor
         await c.send({"type": "req", "id": "a1", "method": "agent", "params": {"message": "ping", "idempotencyKey": "run-a1"}})
         first = await c.response("a1", timeout=30)
         assert first["payload"]["status"] == "accepted" and first["payload"]["runId"] == "run-a1"
+        assert first["payload"]["sessionKey"] == "agent:main:main" and first["payload"]["agentId"] == "main"
         second = await c.response("a1", timeout=30)
         assert second["ok"] and second["payload"]["status"] == "ok" and second["payload"]["summary"] == "completed"
-        assert second["payload"]["result"]["text"] == "PONG from fake model"
+        assert second["payload"]["result"]["payloads"] == [{"text": "PONG from fake model", "mediaUrl": None}]
