@@ -67,11 +67,20 @@ def test_every_scenario_has_a_complete_golden_trace_and_nothing_else_is_there() 
         assert {o.leg.value for o in trace.observations} == {"legacy"}
 
 
-@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.jsonl")), ids=lambda p: p.stem)
+def test_the_slow_scenarios_have_golden_traces_too() -> None:
+    slow = {s.id for s in load_scenarios([ROOT / "scenarios" / "slow"])}
+    assert {p.stem for p in (GOLDEN / "slow").glob("*.jsonl")} == slow
+    trace = read_trace((GOLDEN / "slow" / "ws-handshake-timeout.jsonl").open(), strict=True)
+    close = [o for o in trace.observations if o.kind is Kind.WS_CLOSE]
+    assert trace.complete and [(c.code, c.reason) for c in close] == [(1000, "")] and close[0].t >= 14.5
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("**/*.jsonl")), ids=lambda p: p.stem)
 def test_golden_files_hold_no_secret(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert not SECRET_SHAPED.search(text), f"{path.name}: a token-shaped value: {SECRET_SHAPED.search(text)}"
-    trace = _golden(path.stem)
+    with path.open(encoding="utf-8") as f:
+        trace = read_trace(f, path=str(path), strict=True)
     for o in trace.observations:
         _assert_no_credential(o, path.name)
 
