@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.agent.heartbeat import HeartbeatWaker
 from gateway.http import headers as hh
 from gateway.http.bodies import read_json_body
 from gateway.http.hook_mappings import HookAction, HookMapping, MappingError, TemplateContext, apply_mappings
@@ -145,6 +146,9 @@ class WakeQueue:
         del q[:-WAKE_QUEUE_MAX]
         return True
 
+    def drain(self, session_key: str) -> list[str]:
+        return self.queues.pop(session_key, [])
+
 
 @dataclass
 class HookRuntime:
@@ -156,6 +160,7 @@ class HookRuntime:
 
 
 HOOKS_KEY = web.AppKey("gateway_http_hooks", HookRuntime)
+WAKER_KEY = web.AppKey("gateway_http_heartbeat_waker", HeartbeatWaker)
 SETTINGS_KEY = web.AppKey("gateway_http_hooks_settings", HooksSettings)
 
 
@@ -257,8 +262,18 @@ def _wake(request: web.Request, settings: HooksSettings, payload: Mapping[str, A
         sk, error = _session_key(settings, sk, "request")
         if error:
             return _fail(400, error)
-    queued = request.app[HOOKS_KEY].wakes.enqueue(_main_key(agent or "main", sk), text)
+    target = _main_key(agent or "main", sk)
+    queued = request.app[HOOKS_KEY].wakes.enqueue(target, text)
+    if mode == "now":
+        _wake_now(request.app, target)
     return hh.json_response(200, {"ok": True, "mode": mode, "eventOutcome": "queued" if queued else "coalesced"})
+
+
+def _wake_now(app: web.Application, session_key: str) -> None:
+    """``requestSessionEventWake(intent: immediate)``: a heartbeat turn on the session after 250 ms."""
+    waker = app.get(WAKER_KEY)
+    if waker is not None:
+        waker.request(session_key)
 
 
 def _validate_agent_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -271,11 +286,34 @@ def _validate_agent_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any] 
     mode = payload.get("sessionMode")
     if mode is not None and mode not in ("isolated", "persistent"):
         return None, "sessionMode must be isolated or persistent"
+    error = _delivery_error(payload)
+    if error:
+        return None, error
     if payload.get("model") is not None and not _opt(payload.get("model")):
         return None, "model required"
     return {"message": message, "name": _opt(payload.get("name")) or "Hook", "wait": wait is True,
             "session_mode": mode or "isolated", "session_key": _opt(payload.get("sessionKey")),
             "deliver": payload.get("deliver") is not False}, None
+
+
+def _delivery_error(payload: Mapping[str, Any]) -> str | None:
+    """The legacy's ``normalizeHookAgentDelivery`` checks; pyclaw has no channel plugins, so only ``last`` exists."""
+    if payload.get("deliver") is False:
+        return None
+    channel, to, account = payload.get("channel"), payload.get("to"), payload.get("accountId")
+    if channel is not None and (not isinstance(channel, str) or channel.strip().lower() != "last"):
+        return "channel must be last"
+    if channel is None and to is None and account is None:
+        return None
+    if to is not None and not _opt(to):
+        return "to must be a non-empty string for hook delivery"
+    if account is not None and not _opt(account):
+        return "accountId must be a non-empty string for hook delivery"
+    if account is not None and (channel is None or not _opt(to)):
+        return "accountId requires channel and to for hook delivery"
+    if channel is None or not _opt(to):
+        return "channel and to must be set together for hook delivery"
+    return "channel must name a concrete channel for hook delivery"
 
 
 async def _agent(request: web.Request, settings: HooksSettings, payload: Mapping[str, Any]) -> web.Response:
@@ -444,6 +482,8 @@ async def _mapped(request: web.Request, settings: HooksSettings, payload: dict[s
             if error:
                 return _fail(400, error, **(wake_result or {}))
             queued = request.app[HOOKS_KEY].wakes.enqueue(_main_key(agent, sk), action.text)
+            if action.mode == "now":
+                _wake_now(request.app, _main_key(agent, sk))
             outcome = {"eventOutcome": "queued" if queued else "coalesced"}
             if wake_result is None or queued:
                 wake_result = outcome

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.agent.heartbeat import HeartbeatWaker
 from gateway.agent.runner import provider_ctx
 from gateway.http import headers as hh
 from gateway.http import hooks, openai, probes
@@ -82,7 +83,8 @@ def add_routes(app: web.Application) -> None:
     settings = hooks.HooksSettings.from_config(config.data)
     if settings is not None:
         app[hooks.SETTINGS_KEY] = settings
-    app[hooks.HOOKS_KEY] = hooks.HookRuntime()
+    runtime = app[hooks.HOOKS_KEY] = hooks.HookRuntime()
+    app[hooks.WAKER_KEY] = HeartbeatWaker(app, runtime.wakes.drain)
     app.cleanup_ctx.append(provider_ctx)
     app.cleanup_ctx.append(probes.monitor_ctx)
     app.on_shutdown.append(_cancel_hook_runs)
@@ -92,3 +94,4 @@ def add_routes(app: web.Application) -> None:
 async def _cancel_hook_runs(app: web.Application) -> None:
     for task in list(app[hooks.HOOKS_KEY].tasks):
         task.cancel()
+    await app[hooks.WAKER_KEY].close()

@@ -148,8 +148,17 @@ async def test_mapping_renders_templates_and_queues(candidate_factory: Candidate
     async with candidate_factory({"hooks": {"mappings": [mapping]}}) as c:
         r = await c.client.post("/hooks/github?q=qq", headers={**c.hook_auth, "X-Y": "hy"}, json={"x": "px"})
         assert (r.status, await r.json()) == (200, {"ok": True, "mode": "now", "eventOutcome": "queued"})
-        queues = c.app[HOOKS_KEY].wakes.queues
-        assert queues["agent:main:main"] == ["gh px hy qq github"]
+        # the rendered text is queued for the main session, then handed to the heartbeat turn 250 ms later
+        import asyncio
+
+        queued = c.app[HOOKS_KEY].wakes.queues.get("agent:main:main")
+        for _ in range(200):
+            history = c.app[SESSIONS_KEY].history("main")
+            if history:
+                break
+            await asyncio.sleep(0.05)
+        seen = queued or history[0]["content"]
+        assert "gh px hy qq github" in (seen if isinstance(seen, str) else seen[0])
         r = await c.client.post("/hooks/gitlab", headers=c.hook_auth, json={})
         assert (r.status, await r.text()) == (404, "Not Found")
 
@@ -260,3 +269,32 @@ async def test_hook_run_events_name_the_run_session(candidate: Candidate, legacy
     key_shape = re.compile(rf"^agent:main:cron:{UUID}:run:{UUID}$")
     assert all(key_shape.match(p["sessionKey"]) for _, p in sent)
     assert all(key_shape.match(f["payload"]["sessionKey"]) for f in legacy)
+
+
+async def test_wake_now_runs_a_heartbeat_like_the_legacy(candidate: Candidate, fake_model: Any) -> None:
+    """Observed on the legacy: wake mode=now -> 250 ms later one hidden model turn on the main session, then a
+    ``heartbeat`` event {status: skipped, reason: no-route, preview: reply} and ``last-heartbeat`` set."""
+    import asyncio
+
+    from gateway.app import STATE_KEY
+
+    before = fake_model.request_count("POST /v1/chat/completions")
+    r1 = await candidate.client.post("/hooks/wake", headers=candidate.hook_auth, json={"text": "hb one"})
+    r2 = await candidate.client.post("/hooks/wake", headers=candidate.hook_auth, json={"text": "hb one"})
+    assert [(await r.json())["eventOutcome"] for r in (r1, r2)] == ["queued", "coalesced"]
+    state = candidate.app[STATE_KEY]
+    for _ in range(200):
+        if state.last_heartbeat is not None:
+            break
+        await asyncio.sleep(0.05)
+    hb = state.last_heartbeat
+    assert hb is not None
+    assert {k: hb[k] for k in ("status", "preview", "reason", "hasMedia", "message")} == {
+        "status": "skipped", "preview": "PONG from fake model", "reason": "no-route", "hasMedia": False,
+        "message": "Heartbeat has no delivery route yet. Message your bot once, or set agents.defaults.heartbeat.target."}
+    assert fake_model.request_count("POST /v1/chat/completions") == before + 1  # one turn for both wakes
+    assert candidate.app[HOOKS_KEY].wakes.queues.get("agent:main:main") is None  # drained by the heartbeat
+    r3 = await candidate.client.post("/hooks/wake", headers=candidate.hook_auth, json={"text": "hb one"})
+    assert (await r3.json())["eventOutcome"] == "queued"
+    history = candidate.app[SESSIONS_KEY].history("main")
+    assert [m["role"] for m in history] == ["user", "assistant"] and "System: hb one" in history[0]["content"]

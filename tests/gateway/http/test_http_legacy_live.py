@@ -44,6 +44,11 @@ CASES: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "sessionKey": "k"}}),
     ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "agentId": "Nope"}}),
     ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "model": ""}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "channel": "telegram"}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "channel": "last"}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "to": ""}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "channel": "last", "to": "x"}}),
+    ("POST", "/hooks/agent", "hook", {"json": {"message": "m", "accountId": "a", "to": "x"}}),
     ("POST", "/hooks/wake", "hook", {"data": b'{"text":"' + b"a" * 270_000 + b'"}'}),
 ]
 
