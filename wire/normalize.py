@@ -201,9 +201,8 @@ def _children(node: Json, seg: str) -> Iterable[tuple[str | int, Json]]:
     if isinstance(node, dict):
         if seg == _ANY:
             return list(node.items())
-        if _is_glob(seg):
-            return [(k, v) for k, v in node.items() if fnmatchcase(k, seg)]
-        return [(seg, node[seg])] if seg in node else []
+        # A literal key on a dict never gets here: _visit takes its fast path.
+        return [(k, v) for k, v in node.items() if fnmatchcase(k, seg)]
     if isinstance(node, list):
         if seg == _ANY:
             return list(enumerate(node))

@@ -53,3 +53,14 @@ def test_header_lookup_is_case_insensitive_and_body_prefers_binary() -> None:
 def test_bad_mappings_raise_builtin_errors(bad: dict[str, object]) -> None:
     with pytest.raises((KeyError, ValueError, TypeError)):
         Observation.from_json(bad)
+
+
+def test_from_json_rejects_wrong_field_types() -> None:
+    import pytest as _pytest
+
+    from wire.model import Observation as _Obs
+
+    with _pytest.raises(TypeError, match="expected a string"):
+        _Obs.from_json({"t": 0, "conn": "c", "dir": "c2s", "kind": "ws-text", "data": 5})
+    with _pytest.raises(TypeError, match="expected an integer"):
+        _Obs.from_json({"t": 0, "conn": "c", "dir": "s2c", "kind": "http-response", "status": True})

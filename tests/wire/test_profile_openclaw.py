@@ -195,3 +195,9 @@ def test_classify_redact_profile_lookup_and_layering() -> None:
     obs = Observation(t=0, conn="c", dir=Direction.C2S, kind=Kind.WS_TEXT, data='{"auth":{"token":"sekret"}}')
     assert "sekret" not in (prof.redact(obs).data or "")
     assert prof.write_policy("anything") is WritePolicy.MIRROR
+
+
+def test_base_profile_default_sse_lift_joins_data_per_type() -> None:
+    prof = Profile(name="plain")
+    events = (SseEvent(event="a", data="1"), SseEvent(event="b", data="x"), SseEvent(event="a", data="2"))
+    assert prof.lift_sse(events) == {"a": "12", "b": "x"}

@@ -79,3 +79,11 @@ def test_no_configured_secret_survives_any_text(prefix: str) -> None:
     s = prefix + TOKEN + prefix + HOOK
     out = R.text(s)
     assert TOKEN not in out and HOOK not in out
+
+
+def test_value_redacts_lists_keeps_scalars_and_names_known_secrets_by_position() -> None:
+    from wire.redact import Redactor as _R
+
+    r = _R({"GW_TOKEN": "sek"})
+    assert r.value({"token": "sek", "list": [1, "a sek b", None], "n": 1.5, "password": "other"}) == {
+        "token": "<GW_TOKEN>", "list": [1, "a <GW_TOKEN> b", None], "n": 1.5, "password": "<REDACTED>"}
