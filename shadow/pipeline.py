@@ -234,8 +234,19 @@ def _executor(workers: int) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = _EXECUTORS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = _EXECUTORS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                         initializer=_lower_priority)
     return pool
+
+
+def _lower_priority() -> None:
+    """Diff workers yield the CPU to the client path (the proxy, and legacy/candidate on shared cores)."""
+    import os
+
+    try:
+        os.nice(10)
+    except OSError:
+        pass
 
 
 def compare_joined(profile_name: str, joined: Joined) -> tuple[bool, Any]:
