@@ -157,3 +157,33 @@ async def test_double_answer_is_one_frame_count_signature(legacy: Any, wrong_can
         fault.ws_text = twice
 
     await _fault_case(legacy, wrong_candidate, "rpc-health.jsonl", install, ("health", "responses", "frame-count"))
+
+
+def _parity(*args: str, env: dict[str, str]) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "parity", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env})
+
+
+def test_parity_replay_and_noise_learn_commands_against_the_legacy(legacy: Any, tmp_path: Path) -> None:
+    """The commands as a user runs them; credentials come from the environment, never argv."""
+    import json
+
+    env = {"PARITY_LEGACY_TOKEN": legacy.token, "PARITY_CANDIDATE_TOKEN": legacy.token,
+           "PARITY_LEGACY_HOOK_TOKEN": legacy.hook_token, "PARITY_CANDIDATE_HOOK_TOKEN": legacy.hook_token}
+    traces = [str(GOLDEN / n) for n in ("rpc-health.jsonl", "http-healthz.jsonl", "ws-connect-wrong-token.jsonl")]
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    learned = _parity("noise", "learn", *traces, "--legacy", legacy.http_url, "--db", db, "--runs", "2",
+                      "--concurrency", "1", env=env)
+    assert learned.returncode == 0, learned.stderr
+    assert "pairs compared" in learned.stdout
+    out = _parity("replay", *traces, "--legacy", legacy.http_url, "--candidate", legacy.http_url, "--db", db,
+                  "--sequential", "--concurrency", "1", "--format", "json", "--no-progress", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["pairs"] >= 8 and report["scenarios"] == 3
+    assert report["parity"] == 1.0, report["signatures"]
+    assert legacy.token not in out.stdout + out.stderr + learned.stdout + learned.stderr
