@@ -250,12 +250,12 @@ async def http_exchange(
         ) as resp:
             raw = await resp.read()
             resp_headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
-    except (aiohttp.ClientConnectionError, OSError) as exc:
-        log.emit(conn, step=step, direction=Direction.S2C, kind=Kind.ERROR, data=f"request failed: {exc.__class__.__name__}")
-        raise UpstreamError(f"{method} {url}: {exc}") from exc
-    except TimeoutError as exc:
+    except TimeoutError as exc:  # before ClientConnectionError: aiohttp's timeout errors are both
         log.emit(conn, step=step, direction=Direction.S2C, kind=Kind.ERROR, data=f"timeout after {timeout:g}s")
         raise WaitTimeout(f"{conn}: {method} {path} timed out after {timeout:g}s") from exc
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        log.emit(conn, step=step, direction=Direction.S2C, kind=Kind.ERROR, data=f"request failed: {exc.__class__.__name__}")
+        raise UpstreamError(f"{method} {url}: {exc.__class__.__name__}: {exc}") from exc
     text, b64 = _text_or_bytes(raw)
     log.emit(conn, step=step, direction=Direction.S2C, kind=Kind.HTTP_RESPONSE, status=resp.status, headers=resp_headers,
              data=text, data_b64=b64)

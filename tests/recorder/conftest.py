@@ -148,6 +148,9 @@ async def _http(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {gw.hook_token}":
             return web.Response(status=401, text="Unauthorized")
         return web.json_response({"ok": True, "got": json.loads(body or b"null")})
+    if request.path == "/slow":
+        await asyncio.sleep(2)
+        return web.Response(text="late")
     if request.path == "/binary":
         return web.Response(body=b"\xff\xfe\x00binary", content_type="application/octet-stream")
     return web.Response(status=404, text="Not Found")

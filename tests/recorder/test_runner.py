@@ -122,3 +122,11 @@ async def test_expect_nth_response_waits_for_the_second_answer_on_one_id(toy: To
     answers = [json.loads(o.data or "")["payload"]["status"] for o in result.observations
                if o.dir is Direction.S2C and '"a1"' in (o.data or "")]
     assert answers == ["accepted", "ok"]
+
+
+async def test_http_timeout_is_a_step_failure_with_a_clear_message(toy: ToyGateway) -> None:
+    sc = _one("      - http: {path: /slow, timeout_ms: 300}\n      - http: {path: /healthz}\n")
+    result = await run_scenario(sc, _target(toy))  # type: ignore[arg-type]
+    assert not result.ok and not result.upstream_down
+    assert "step s1 (http, t.yaml:4): h1: GET /slow timed out after 0.3s" in (result.error or "")
+    assert [o.kind for o in result.observations] == [Kind.HTTP_REQUEST, Kind.ERROR]
