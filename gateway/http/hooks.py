@@ -7,9 +7,12 @@ is ``coalesced``), ``HookRuntime`` (the app-scoped state, under ``HOOKS_KEY``) a
 Check order as the legacy's ``hooks-request-handler.ts``: ``?token`` -> 400 text, method -> 405 ``Allow: POST``,
 hook token (``Authorization: Bearer`` or ``X-OpenClaw-Token``; the gateway token is just a wrong token) -> 401
 text / 429 text with ``Retry-After``, empty sub-path -> 404, body (256 KiB -> 413 JSON, bad JSON -> 400 JSON),
-then wake / agent / mappings / 404 text. ``/hooks/agent`` checks the provider first (preflight cached 5 min ->
-502) and then runs a real turn in the background; ``waitForCompletion`` waits for it. May import aiohttp,
-``gateway.*`` and the standard library.
+then wake / agent / mappings / 404 text. A wake with ``mode: "now"`` also asks ``gateway.agent.heartbeat`` for
+an immediate heartbeat turn (as the legacy does). ``/hooks/agent`` checks the provider first (preflight cached
+5 min -> 502), then runs a real turn in the background (idempotency keys replay the admitted run for 5 min after
+it ends); ``waitForCompletion`` waits for it. Known gaps: the 15 s admission timeout (503), JS mapping transforms,
+channel delivery (pyclaw has no channels, so only ``last`` is accepted). May import aiohttp, ``gateway.*`` and the
+standard library.
 """
 
 from __future__ import annotations
