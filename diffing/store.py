@@ -30,13 +30,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from diffing import schema
 from diffing.diff import PairResult
 from wire.errors import ConfigError, ParityError
-from wire.model import Exchange, HttpResponse, Other, Res
+from wire.model import Close, Event, Exchange, HttpResponse, Other, Res
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +187,18 @@ def _summary(ex: Exchange | None) -> str:
     if ex is None or not ex.responses:
         return ""
     r = ex.responses[0]
-    if isinstance(r, Res | Other):
+    if isinstance(r, Res | Event | Other):
         return _cut(r.raw)
     if isinstance(r, HttpResponse):
         return _cut(f"{r.status} {r.body[:400].decode('utf-8', 'replace')}")
-    return _cut(repr(r))
+    return _cut(f"close {r.code} {r.reason}") if isinstance(r, Close) else ""
+
+
+def _insert_sql(conn: Connection, table: Any) -> str:
+    cols = [c.name for c in table.columns]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
+    return f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(cols))})"
 
 
 class Store:
@@ -364,65 +371,68 @@ class Store:
                 delay = min(delay * 2, 1.0)
 
     def _write(self, batch: Sequence[_Item]) -> None:
-        pair_rows: list[dict[str, Any]] = []
-        ex_rows: list[dict[str, Any]] = []
-        diff_rows: list[dict[str, Any]] = []
+        # Rows are plain tuples in table column order, sent with the driver's executemany (exec_driver_sql):
+        # SQLAlchemy's per-row parameter processing would otherwise cost more than SQLite itself.
+        pair_rows: list[tuple[Any, ...]] = []
+        ex_rows: list[tuple[Any, ...]] = []
+        diff_rows: list[tuple[Any, ...]] = []
         sigs: dict[tuple[str, str, str], dict[str, Any]] = {}
         for it in batch:
             r = it.result
+            route = r.group[:200]
             pair_rows.append(
-                {
-                    "run_id": it.run_id,
-                    "pair_no": it.pair_no,
-                    "conn": r.conn[:200],
-                    "key": r.key[:300],
-                    "kind": r.kind.value,
-                    "route": r.group[:200],
-                    "scenario": (r.scenario or None),
-                    "equal": r.equal,
-                    "stage": r.stage,
-                    "unmatched": r.unmatched,
-                    "fields_total": r.fields_total,
-                    "fields_equal": r.fields_equal,
-                    "legacy_latency": r.legacy_latency,
-                    "candidate_latency": r.candidate_latency,
-                    "legacy_error": r.legacy_error,
-                    "candidate_error": r.candidate_error,
-                    "created_at": it.at,
-                }
+                (
+                    it.run_id,
+                    it.pair_no,
+                    r.conn[:200],
+                    r.key[:300],
+                    r.kind.value,
+                    route,
+                    r.scenario or None,
+                    r.equal,
+                    r.stage,
+                    r.unmatched,
+                    r.fields_total,
+                    r.fields_equal,
+                    r.legacy_latency,
+                    r.candidate_latency,
+                    r.legacy_error,
+                    r.candidate_error,
+                    it.at,
+                )
             )
-            for leg, ex in (("legacy", it.legacy), ("candidate", it.candidate)):
-                if ex is not None:
-                    ex_rows.append(
-                        {
-                            "run_id": it.run_id,
-                            "pair_no": it.pair_no,
-                            "leg": leg,
-                            "t_start": ex.t_start,
-                            "latency": ex.latency,
-                            "responses": len(ex.responses),
-                            "error": r.legacy_error if leg == "legacy" else r.candidate_error,
-                            "summary": _summary(ex),
-                        }
+            if it.legacy is not None:
+                ex_rows.append(
+                    (
+                        it.run_id,
+                        it.pair_no,
+                        "legacy",
+                        it.legacy.t_start,
+                        it.legacy.latency,
+                        len(it.legacy.responses),
+                        r.legacy_error,
+                        _summary(it.legacy),
                     )
+                )
+            if it.candidate is not None:
+                ex_rows.append(
+                    (
+                        it.run_id,
+                        it.pair_no,
+                        "candidate",
+                        it.candidate.t_start,
+                        it.candidate.latency,
+                        len(it.candidate.responses),
+                        r.candidate_error,
+                        _summary(it.candidate),
+                    )
+                )
             for n, d in enumerate(r.diffs):
                 sp = signature_path(d.path)[:500]
                 diff_rows.append(
-                    {
-                        "run_id": it.run_id,
-                        "pair_no": it.pair_no,
-                        "n": n,
-                        "route": r.group[:200],
-                        "path": d.path[:500],
-                        "signature_path": sp,
-                        "kind": d.kind.value,
-                        "legacy_value": d.legacy,
-                        "candidate_value": d.candidate,
-                    }
+                    (it.run_id, it.pair_no, n, route, d.path[:500], sp, d.kind.value, d.legacy, d.candidate)
                 )
-                s = sigs.setdefault(
-                    (r.group[:200], sp, d.kind.value), {"count": 0, "first": it.at, "last": it.at, "ex": []}
-                )
+                s = sigs.setdefault((route, sp, d.kind.value), {"count": 0, "first": it.at, "last": it.at, "ex": []})
                 s["count"] += 1
                 s["last"] = max(s["last"], it.at)
                 if len(s["ex"]) < MAX_EXEMPLARS:
@@ -439,49 +449,58 @@ class Store:
                         }
                     )
         with self.engine.begin() as conn:
-            if pair_rows:
-                conn.execute(insert(schema.pairs), pair_rows)
-            if ex_rows:
-                conn.execute(insert(schema.exchanges), ex_rows)
-            if diff_rows:
-                conn.execute(insert(schema.diffs), diff_rows)
+            for table, rows in ((schema.pairs, pair_rows), (schema.exchanges, ex_rows), (schema.diffs, diff_rows)):
+                if rows:
+                    conn.exec_driver_sql(_insert_sql(conn, table), rows)
             self._merge_signatures(conn, sigs)
 
     @staticmethod
     def _merge_signatures(conn: Connection, sigs: dict[tuple[str, str, str], dict[str, Any]]) -> None:
+        """Add a batch's signature counts: one SELECT for the batch, then executemany inserts and updates."""
+        if not sigs:
+            return
         t = schema.signatures
-        for (route, path, kind), s in sigs.items():
-            row = conn.execute(
-                select(t.c.id, t.c.count, t.c.exemplars).where(t.c.route == route, t.c.path == path, t.c.kind == kind)
-            ).first()
+        routes = sorted({route for route, _, _ in sigs})
+        existing = {
+            (r.route, r.path, r.kind): r
+            for r in conn.execute(
+                select(t.c.id, t.c.route, t.c.path, t.c.kind, t.c.exemplars, t.c.last_seen).where(t.c.route.in_(routes))
+            )
+            if (r.route, r.path, r.kind) in sigs
+        }
+        inserts, updates = [], []
+        for key, s in sigs.items():
+            row = existing.get(key)
             if row is None:
-                conn.execute(
-                    insert(t).values(
-                        route=route,
-                        path=path,
-                        kind=kind,
-                        count=s["count"],
-                        first_seen=s["first"],
-                        last_seen=s["last"],
-                        exemplars=json.dumps(s["ex"][:MAX_EXEMPLARS]),
-                        review="unreviewed",
-                        note="",
-                    )
+                route, path, kind = key
+                inserts.append(
+                    {
+                        "route": route,
+                        "path": path,
+                        "kind": kind,
+                        "count": s["count"],
+                        "first_seen": s["first"],
+                        "last_seen": s["last"],
+                        "exemplars": json.dumps(s["ex"][:MAX_EXEMPLARS]),
+                        "review": "unreviewed",
+                        "note": "",
+                    }
                 )
             else:
-                ex = json.loads(row.exemplars)
-                ex = (ex + s["ex"])[:MAX_EXEMPLARS]
-                conn.execute(
-                    update(t)
-                    .where(t.c.id == row.id)
-                    .values(
-                        count=t.c.count + s["count"],
-                        last_seen=func.max(t.c.last_seen, s["last"])
-                        if conn.dialect.name == "sqlite"
-                        else func.greatest(t.c.last_seen, s["last"]),
-                        exemplars=json.dumps(ex),
-                    )
+                old = json.loads(row.exemplars)
+                ex = old if len(old) >= MAX_EXEMPLARS else (old + s["ex"])[:MAX_EXEMPLARS]
+                updates.append(
+                    {"b_id": row.id, "b_n": s["count"], "b_last": max(row.last_seen, s["last"]), "b_ex": json.dumps(ex)}
                 )
+        if inserts:
+            conn.execute(insert(t), inserts)
+        if updates:
+            conn.execute(
+                update(t)
+                .where(t.c.id == bindparam("b_id"))
+                .values(count=t.c.count + bindparam("b_n"), last_seen=bindparam("b_last"), exemplars=bindparam("b_ex")),
+                updates,
+            )
 
     # --- queries (used by report, noise and the gate) -------------------------------------------------------
 
