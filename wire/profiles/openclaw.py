@@ -117,15 +117,23 @@ _ANYWHERE: tuple[Rule, ...] = (
         Regex(f"**.{k}", f"^{_UUID}$", "<uuid>", "ref §8 'Identifiers': random ids (runId for hooks, sessionId, ...)")
         for k in ("runId", "sessionId", "itemId", "item_id", "requestId", "taskId", "sourceId", "turnId")
     ),
-    Regex("**.id", rf"^(chatcmpl|resp|msg|call)_{_UUID}$", r"\1_<uuid>", "ref §8: chatcmpl_/resp_/msg_/call_<uuid>"),
+    *(
+        Regex(
+            f"**.{k}", rf"^(chatcmpl|resp|msg|call)_{_UUID}$", r"\1_<uuid>", "ref §8: chatcmpl_/resp_/msg_/call_<uuid>"
+        )
+        for k in ("id", "item_id", "itemId")
+    ),
     Regex(
-        "**.sessionKey", rf"^(hook|openai):{_UUID}$", r"\1:<uuid>", "ref §8: generated session keys hook:/openai:<uuid>"
+        "**.sessionKey",
+        _UUID,
+        "<uuid>",
+        "ref §8: generated session keys hook:/openai:<uuid>; client-chosen keys carry the replayer's fresh uuids",
     ),
     *(
         Regex(f"**.{k}", r"^(/|[A-Za-z]:\\).*$", "<path>", "ref §8 install-specific: filesystem paths")
         for k in (
             "path workspace workspaceDir managedSkillsDir managedHooksDir sqlitePath storePath prefsPath diskPath "
-            "configPath stateDir"
+            "configPath stateDir sessionFile"
         ).split()
     ),
     *(
