@@ -101,14 +101,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     inflight: set[asyncio.Future[Any]] = set()
     try:
         while conn.close_request is None:
-            receive = asyncio.ensure_future(ws.receive())
-            closed_wait = asyncio.ensure_future(conn.closed.wait())
-            done, _ = await asyncio.wait({receive, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
-            closed_wait.cancel()
-            if receive not in done:
-                receive.cancel()
-                break
-            msg = receive.result()
+            # when the writer closes the socket (timeout, slow consumer, shutdown), aiohttp hands this pending
+            # receive a CLOSING message, so one plain await is enough
+            msg = await ws.receive()
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 if msg.type == WSMsgType.ERROR and not conn.authorized:
                     exc = ws.exception()
