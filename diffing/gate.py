@@ -382,6 +382,11 @@ def judge(policy: GroupPolicy, stats: GroupStats, gate: GatePolicy) -> GroupResu
         f"candidate error rate delta {_fmt(delta)} (candidate {stats.candidate_errors}, legacy {stats.legacy_errors}"
         f" of {stats.pairs}) vs max {policy.max_error_rate_delta}",
     )
+    if samples.ok is None:
+        # Figures from too few pairs are shown, not judged: only a blocking signature can fail such a group.
+        parity_check, latency, errors = (
+            Check(c.name, None, f"{c.evidence} (not judged: too few samples)") for c in (parity_check, latency, errors)
+        )
     checks = (samples, parity_check, latency, errors, sig)
     if sig.ok is False:
         verdict = Verdict.FAIL

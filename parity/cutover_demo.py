@@ -37,7 +37,7 @@ from parity.legacy import (
 )
 from parity.legacy.config import write_config
 from parity.prometheus import PrometheusServer, find_prometheus
-from wire.errors import ParityError, UpstreamError
+from wire.errors import ConfigError, ParityError, UpstreamError
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,24 @@ def start_pyclaw(run_dir: Path, model_url: str, *, timeout: float = 60.0) -> Can
     return Candidate("pyclaw", url, token, hook_token, lambda: _stop_process(proc))
 
 
-def start_candidate(run_dir: Path, model_url: str, say: Say) -> Candidate:
-    try:
-        return start_pyclaw(run_dir / "candidate-pyclaw", model_url)
-    except (ParityError, OSError) as exc:
-        say(f"  pyclaw is not usable as the candidate ({exc}); using a second legacy instead (A/A)")
+CANDIDATES = ("auto", "pyclaw", "legacy")
+
+
+def start_candidate(run_dir: Path, model_url: str, say: Say, kind: str = "auto") -> Candidate:
+    """``pyclaw`` (fail if it does not boot), ``legacy`` (a second legacy: an A/A run), or ``auto`` (pyclaw, else a
+    second legacy, saying why)."""
+    if kind not in CANDIDATES:
+        raise ConfigError(f"--candidate: expected one of {', '.join(CANDIDATES)}, got {kind!r}")
+    if kind != "legacy":
+        try:
+            return start_pyclaw(run_dir / "candidate-pyclaw", model_url)
+        except (ParityError, OSError) as exc:
+            if kind == "pyclaw":
+                raise
+            say(f"  pyclaw is not usable as the candidate ({exc}); using a second legacy instead (A/A)")
     gw = LegacyGateway.start(LegacyOptions(run_dir=run_dir / "candidate-legacy", model_url=model_url))
     return Candidate("legacy", gw.http_url, gw.token or "", gw.hook_token, gw.stop,
-                     note="second legacy standing in for the candidate")
+                     note="second legacy standing in for the candidate (A/A)")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -159,7 +169,8 @@ def default_scenarios(scenarios: Path = SCENARIOS) -> list[Path]:
 
 
 def run_cutover_demo(run_dir: Path, *, traces_dir: Path | None = None, scenarios: list[Path] | None = None,
-                     only: list[str] | None = None, say: Say = print, locust_seconds: int = 10) -> dict[str, Any]:
+                     only: list[str] | None = None, say: Say = print, locust_seconds: int = 10,
+                     candidate_kind: str = "auto") -> dict[str, Any]:
     """Run the whole cutover demo under ``run_dir``.
 
     Args:
@@ -169,6 +180,7 @@ def run_cutover_demo(run_dir: Path, *, traces_dir: Path | None = None, scenarios
         only: scenario ids to restrict to.
         say: one line of output.
         locust_seconds: length of the locust burst.
+        candidate_kind: ``auto`` (pyclaw, else a second legacy), ``pyclaw`` or ``legacy`` (see :func:`start_candidate`).
 
     Returns:
         A summary for ``summary.json``; ``gate_exit`` is the gate's exit code (0 pass, 1 fail, 2 inconclusive).
@@ -187,7 +199,7 @@ def run_cutover_demo(run_dir: Path, *, traces_dir: Path | None = None, scenarios
         stack.callback(fm.stop)
         with ThreadPoolExecutor(2) as pool:
             f_legacy = pool.submit(LegacyGateway.start, LegacyOptions(run_dir=run_dir / "legacy", model_url=fm.url))
-            f_candidate = pool.submit(start_candidate, run_dir, fm.url, say)
+            f_candidate = pool.submit(start_candidate, run_dir, fm.url, say, candidate_kind)
         # Both boots are finished here; stop whichever came up, even when the other one failed.
         if f_legacy.exception() is None:
             stack.callback(f_legacy.result().stop)

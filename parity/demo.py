@@ -48,6 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", type=Path, default=ROOT / "tests" / "scenarios",
                         help="scenario file or directory (default: the golden contract)")
     parser.add_argument("--only", action="append", default=[], metavar="ID", help="record only these scenarios")
+    parser.add_argument("--candidate", choices=("auto", "pyclaw", "legacy"), default="auto",
+                        help="the candidate leg: pyclaw, a second legacy (A/A), or auto (pyclaw, else legacy)")
     parser.add_argument("--legacy-only", action="store_true",
                         help="only record the contract from the legacy (no candidate, proxy, Prometheus or gate)")
 
@@ -92,7 +94,8 @@ def cutover(demo: DemoRun, args: argparse.Namespace) -> None:
     from parity.cutover_demo import default_scenarios, run_cutover_demo
 
     demo.summary["cutover"] = run_cutover_demo(demo.run_dir, traces_dir=demo.traces_dir,
-                                               scenarios=default_scenarios(args.scenarios), only=args.only)
+                                               scenarios=default_scenarios(args.scenarios), only=args.only,
+                                               candidate_kind=args.candidate)
 
 
 def record_contract(demo: DemoRun) -> None:

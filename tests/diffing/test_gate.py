@@ -146,9 +146,11 @@ def test_signature_reviewed_as_bug_blocks_whatever_its_severity() -> None:
 
 def test_blocking_signature_fails_even_with_few_samples() -> None:
     sig = SignatureStat(route="chat.send", path="", kind="close-code", count=1)
-    result = evaluate(policy(), [good("chat", pairs=3, signatures=(sig,)), good("reads")])
+    result = evaluate(policy(), [good("chat", pairs=3, matches=1, signatures=(sig,)), good("reads")])
     assert result.groups[0].verdict is Verdict.FAIL
     assert "critical close-code at chat.send <root> x1" in result.groups[0].reason
+    assert "parity" not in result.groups[0].reason  # 3 pairs: figures shown in the evidence, not judged
+    assert "(not judged: too few samples)" in to_markdown(result)
 
 
 def test_fail_beats_inconclusive_overall() -> None:

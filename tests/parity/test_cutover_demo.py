@@ -75,3 +75,18 @@ def test_cutover_demo_runs_every_stage(tmp_path: Path) -> None:
         for values in owned.values():
             for secret in values:
                 assert secret.encode() not in data, f"a secret leaked into {path}"
+
+
+def test_cutover_demo_with_a_second_legacy_as_candidate(tmp_path: Path) -> None:
+    """``--candidate legacy``: an A/A run through the same stack; the probe's pairs are equal after the profile."""
+    run_dir = tmp_path / "aa"
+    lines: list[str] = []
+    summary = run_cutover_demo(run_dir, scenarios=[SCENARIOS / "http-probes.yaml"], only=["http-healthz"],
+                               say=lines.append, locust_seconds=2, candidate_kind="legacy")
+    text = "\n".join(lines)
+    assert summary["candidate"]["kind"] == "legacy" and "A/A" in summary["candidate"]["note"], text
+    assert summary["replay"]["exit"] == 0, text
+    with sqlite3.connect(run_dir / "parity.db") as db:
+        rows = db.execute("select route, equal from pairs").fetchall()
+    assert rows and all(equal for _route, equal in rows), rows
+    assert "http-probes      PASS" in text or "http-probes      INCONCLUSIVE" in text, text
