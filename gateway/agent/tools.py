@@ -66,9 +66,11 @@ def _session_row(entry: Mapping[str, Any]) -> dict[str, Any]:
         "key": key, "sessionId": entry.get("sessionId"), "agentId": agent_of(key), "kind": kind,
         "channel": entry.get("channel") or ("internal" if kind == "cron" else "unknown"),
         "archived": bool(entry.get("archived", False)), "pinned": bool(entry.get("pinned", False)),
-        "updatedAt": entry.get("updatedAt"),
     }
-    for k in ("model", "contextTokens", "totalTokens", "status", "abortedLastRun"):
+    if kind == "cron":  # isolated hook/cron runs are created by the system and list no run status (observed)
+        row["createdActor"] = {"type": "system"}
+    row["updatedAt"] = entry.get("updatedAt")
+    for k in ("model", "contextTokens", "totalTokens") + (() if kind == "cron" else ("status", "abortedLastRun")):
         if k in entry:
             row[k] = entry[k]
     return row

@@ -136,3 +136,17 @@ async def test_random_bodies_never_crash(candidate: Candidate) -> None:
         payload = await r.json()
         assert ("ok" in payload) or payload["error"]["type"] == "invalid_request_error"
     assert len(bodies) >= 20
+
+
+async def test_hook_run_sessions_list_like_the_legacys_cron_rows(candidate: Candidate,
+                                                                 legacy_capture: dict[str, Any]) -> None:
+    r = await candidate.client.post("/hooks/agent", headers=candidate.hook_auth,
+                                    json={"message": "m", "deliver": False, "waitForCompletion": True})
+    assert r.status == 200
+    r = await candidate.client.post("/tools/invoke", headers=candidate.auth, json={"tool": "sessions_list"})
+    row = (await r.json())["result"]["details"]["sessions"][0]
+    legacy_rows = json.loads(legacy_capture["ti_list_after"]["body"])["result"]["details"]["sessions"]
+    legacy_cron = next(s for s in legacy_rows if s["kind"] == "cron")
+    assert list(row) == list(legacy_cron)
+    for k in ("kind", "channel", "createdActor", "model", "contextTokens", "totalTokens", "archived", "pinned"):
+        assert row[k] == legacy_cron[k], k
