@@ -226,7 +226,7 @@ def _http_body(resp: HttpResponse, profile: Profile) -> Json:
 def _document(resp: Response, ex: Exchange, profile: Profile) -> tuple[Context, Json, str | None]:
     """(context, fresh mutable document, raw text for rule triggers)."""
     if isinstance(resp, Res | Event):
-        ctx = Context(event=resp.event) if isinstance(resp, Event) else Context(method=_method(ex))
+        ctx = Context(event=resp.event) if isinstance(resp, Event) else Context(method=_method(ex) or ex.group)
         return ctx, _loads(resp.raw), resp.raw
     if isinstance(resp, Close):
         return Context(), {"close": {"code": resp.code, "reason": resp.reason}}, None

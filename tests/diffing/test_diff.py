@@ -244,3 +244,14 @@ def test_big_structured_payload_uses_the_bounded_walker() -> None:
     assert sorted(kinds(r)) == sorted([("payload.items.10.v", DiffKind.VALUE), ("payload.items.4999",
                                                                                   DiffKind.MISSING),
                                        ("payload.more", DiffKind.EXTRA)])
+
+
+def test_method_rules_apply_when_only_the_group_names_the_method() -> None:
+    # The shadow proxy builds exchanges without the request frame; the group (method label) must still select
+    # the method's rules (here: hello-ok's per-connection connId).
+    def hello(conn_id: str) -> Exchange:
+        frame = parse_frame(json.dumps({"type": "res", "id": "1", "ok": True,
+                                        "payload": {"server": {"connId": conn_id}}}), t=0.1)
+        return Exchange(leg=L, conn="c1", key="1", kind=ExchangeKind.WS, group="connect", responses=(frame,))
+
+    assert cmp(hello("a"), hello("b")).equal
