@@ -300,12 +300,13 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "_globs", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
+        self._globs: dict[str, dict[str, bool]] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -341,18 +342,39 @@ class Normalizer:
         """
         result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
+        keys: set[str] | None = None if raw is None else set(_KEY_TOKEN.findall(raw))
         for step in self._plan(ctx):
             if isinstance(step, list):
                 # Consecutive "**.<key>" rules share ONE walk of the document (they are most of a profile).
-                live = [(r, segs[1]) for r, segs, trig in step if trig is None or raw is None or trig in raw]
+                live = [(r, segs[1]) for r, segs, trig in step if self._present(trig, keys)]
                 if live:
                     _deep_keys(doc, [(key, _action(r, result, track)) for r, key in live])
                 continue
             rule, segs, trigger = step
-            if trigger is not None and raw is not None and trigger not in raw:
+            if not self._present(trigger, keys):
                 continue
             _visit(doc, segs, 0, (), _action(rule, result, track))
         return result
+
+    def _present(self, trigger: str | None, keys: set[str] | None) -> bool:
+        """Whether a ``**`` rule's key can occur in the document (the raw text's object keys); unknown -> yes."""
+        if trigger is None or keys is None:
+            return True
+        if not _is_glob(trigger):
+            return trigger in keys
+        memo = self._globs.setdefault(trigger, {})
+        for k in keys:
+            hit = memo.get(k)
+            if hit is None:
+                hit = memo[k] = fnmatchcase(k, trigger)
+            if hit:
+                return True
+        return False
+
+
+#: An object key in raw JSON text: a string token followed by ':' (possessive: linear on huge strings). It may
+#: over-match inside odd string values, which only makes a rule run when it need not.
+_KEY_TOKEN = re.compile(r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"\s*:')
 
 
 _Planned = tuple[Rule, tuple[str, ...], str | None]
@@ -414,15 +436,13 @@ def _active(
 
 
 def _trigger(segs: tuple[str, ...]) -> str | None:
-    """For ``**`` paths: a substring the raw text must contain for the rule to possibly apply (the last key
-    segment's literal tail followed by a closing quote), or ``None`` when there is none."""
+    """For ``**`` paths: the last key segment (literal or glob), which must occur among the document's object
+    keys for the rule to possibly apply; ``None`` when the path has no ``**`` or no key segment."""
     if _DEEP not in segs:
         return None
     for seg in reversed(segs):
-        if seg in (_ANY, _DEEP) or seg.isdigit():
-            continue
-        literal = re.split(r"[*?]", seg)[-1]
-        return f'{literal}"' if literal else None
+        if seg not in (_ANY, _DEEP) and not seg.isdigit():
+            return seg
     return None
 
 
