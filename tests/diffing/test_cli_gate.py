@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from test_store import postgres_url  # noqa: F401 - the module-scoped real PostgreSQL server fixture
 
 from diffing.cli_gate import judge_database
 from diffing.diff import Diff, DiffKind, PairResult
@@ -60,9 +61,9 @@ def value_diff(path: str = "payload.status") -> Diff:
     return Diff(path=path, kind=DiffKind.VALUE, legacy='"ok"', candidate='"started"')
 
 
-async def craft(path: Path, runs: list[list[PairResult]]) -> str:
-    """One run per list, in order; returns the database URL."""
-    url = f"sqlite:///{path}"
+async def craft(path: Path | str, runs: list[list[PairResult]]) -> str:
+    """One run per list, in order, into a SQLite file (a path) or a database URL; returns the URL."""
+    url = path if isinstance(path, str) else f"sqlite:///{path}"
     store = await Store.open(url)
     try:
         for results in runs:
@@ -234,3 +235,16 @@ async def test_run_option_and_unmatched_routes(tmp_path: Path, policy_file: Path
     first = await judge_database(db, policy, run=1)
     assert first.verdict is Verdict.INCONCLUSIVE
     assert [g.policy.name for g in first.groups] == ["chat", "reads", "hooks"]
+
+
+@pytest.mark.postgres
+async def test_gate_over_postgresql(postgres_url: str, policy_file: Path, tmp_path: Path) -> None:  # noqa: F811
+    results = healthy()
+    results[0] = pair("chat.send", 999, diffs=[value_diff()])
+    db = await craft(postgres_url, [results])
+    result = await judge_database(db, load_policy(str(policy_file)))
+    assert result.verdict is Verdict.FAIL
+    assert "parity 0.9667 (29/30) vs min 0.99" in result.groups[0].reason
+    proc, junit = gate(db, policy_file, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert junit.find(".//testcase[@name='chat']/failure") is not None
