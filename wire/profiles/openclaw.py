@@ -123,11 +123,14 @@ _ANYWHERE: tuple[Rule, ...] = (
         )
         for k in ("id", "item_id", "itemId")
     ),
-    Regex(
-        "**.sessionKey",
-        _UUID,
-        "<uuid>",
-        "ref §8: generated session keys hook:/openai:<uuid>; client-chosen keys carry the replayer's fresh uuids",
+    *(
+        Regex(
+            f"**.{k}",
+            _UUID,
+            "<uuid>",
+            "ref §8: generated session keys hook:/openai:<uuid>; client-chosen keys carry the replayer's fresh uuids",
+        )
+        for k in ("sessionKey", "childSessionKey", "ownerKey", "sessionFile")
     ),
     *(
         Regex(f"**.{k}", r"^(/|[A-Za-z]:\\).*$", "<path>", "ref §8 install-specific: filesystem paths")
