@@ -348,7 +348,8 @@ class Normalizer:
                 # Consecutive "**.<key>" rules share ONE walk of the document (they are most of a profile).
                 live = [(r, segs[1]) for r, segs, trig in step if self._present(trig, keys)]
                 if live:
-                    _deep_keys(doc, [(key, _action(r, result, track)) for r, key in live])
+                    need_path = track or any(isinstance(r, Tolerance | Monotonic) for r, _ in live)
+                    _deep_keys(doc, [(key, _action(r, result, track)) for r, key in live], need_path)
                 continue
             rule, segs, trigger = step
             if not self._present(trigger, keys):
@@ -381,7 +382,7 @@ _Planned = tuple[Rule, tuple[str, ...], str | None]
 _Step = _Planned | list[_Planned]
 
 
-def _deep_keys(doc: Json, rules: list[tuple[str, _Action]]) -> None:
+def _deep_keys(doc: Json, rules: list[tuple[str, _Action]], need_path: bool = True) -> None:
     literal: dict[str, list[_Action]] = {}
     globs: list[tuple[str, _Action]] = []
     for key, act in rules:
@@ -400,18 +401,45 @@ def _deep_keys(doc: Json, rules: list[tuple[str, _Action]]) -> None:
     def walk(node: Json, prefix: tuple[str | int, ...]) -> None:
         if isinstance(node, dict):
             for k in list(node):
-                for act in acts_for(k):
+                acts = memo.get(k)
+                if acts is None:
+                    acts = acts_for(k)
+                for act in acts:
                     if k in node:
                         act(node, k, (*prefix, k))
                 child = node.get(k)
                 if isinstance(child, dict | list):
                     walk(child, (*prefix, k))
-        elif isinstance(node, list):
+        else:
             for i, child in enumerate(node):
                 if isinstance(child, dict | list):
                     walk(child, (*prefix, i))
 
-    walk(doc, ())
+    def walk_fast(node: Json) -> None:
+        # No rule needs the concrete path (no tracking, no Tolerance/Monotonic): skip building it.
+        if isinstance(node, dict):
+            for k, child in list(node.items()):
+                acts = memo.get(k)
+                if acts is None:
+                    acts = acts_for(k)
+                if acts:
+                    for act in acts:
+                        if k in node:
+                            act(node, k, ())
+                    child = node.get(k)
+                if isinstance(child, dict | list):
+                    walk_fast(child)
+        else:
+            for child in node:
+                if isinstance(child, dict | list):
+                    walk_fast(child)
+
+    if not isinstance(doc, dict | list):
+        return
+    if need_path:
+        walk(doc, ())
+    else:
+        walk_fast(doc)
 
 
 def _flatten(

@@ -168,3 +168,18 @@ def test_rule_from_mapping_round_trip_and_errors() -> None:
         with pytest.raises(ValueError) as info:
             rule_from_mapping(data)  # type: ignore[arg-type]
         assert str(info.value).startswith(message), (data, str(info.value))
+
+
+def test_deep_rules_that_need_paths_and_scalar_documents() -> None:
+    result = Normalizer([Monotonic("**.seq"), Mask("**.ts")]).normalize({"a": [{"seq": 1, "ts": 3}, 7], "seq": 2})
+    assert result.monotonic == {"a.0.seq": 1, "seq": 2}
+    assert result.value == {"a": [{"ts": "<masked:number>"}, 7]}
+    assert apply([Mask("**.ts")], 5) == 5
+    assert apply([Mask("**.ts")], [{"ts": 1}, [{"ts": 2}]]) == [{"ts": "<masked:number>"}, [{"ts": "<masked:number>"}]]
+
+
+def test_glob_deep_rules_use_the_raw_key_set() -> None:
+    norm = Normalizer([Mask("**.*AtMs")])
+    assert norm.normalize({"xAtMs": 1}, raw='{"xAtMs":1}').value == {"xAtMs": "<masked:number>"}
+    assert norm.normalize({"xAtMs": 1}, raw='{"other":1}').value == {"xAtMs": 1}  # key absent from the text
+    assert norm.normalize({"yAtMs": 1}, raw='{"yAtMs":1}').value == {"yAtMs": "<masked:number>"}  # memo reused
