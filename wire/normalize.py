@@ -181,6 +181,7 @@ class Normalized:
 # --- paths ----------------------------------------------------------------------------------------------------
 
 _ANY, _DEEP = "*", "**"
+_WILD = frozenset({_ANY, _DEEP})
 
 
 def parse_path(path: str) -> tuple[str, ...]:
@@ -300,13 +301,14 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "_globs", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "_deep_memo", "_globs", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
         self._globs: dict[str, dict[str, bool]] = {}
+        self._deep_memo: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -349,9 +351,20 @@ class Normalizer:
                 live = [(r, segs[1]) for r, segs, trig in step if self._present(trig, keys)]
                 if live:
                     need_path = track or any(isinstance(r, Tolerance | Monotonic) for r, _ in live)
-                    _deep_keys(doc, [(key, _action(r, result, track)) for r, key in live], need_path)
+                    memo = self._deep_memo.setdefault(tuple(id(r) for r, _ in live), {})
+                    acts = [_action(r, result, track) for r, _ in live]
+                    _deep_keys(doc, [key for _, key in live], acts, memo, need_path)
                 continue
             rule, segs, trigger = step
+            first = segs[0]
+            if (
+                isinstance(doc, dict)
+                and first not in doc
+                and first not in _WILD
+                and "*" not in first
+                and "?" not in first
+            ):
+                continue  # a literal first key the document lacks: nothing to match
             if not self._present(trigger, keys):
                 continue
             _visit(doc, segs, 0, (), _action(rule, result, track))
@@ -382,29 +395,24 @@ _Planned = tuple[Rule, tuple[str, ...], str | None]
 _Step = _Planned | list[_Planned]
 
 
-def _deep_keys(doc: Json, rules: list[tuple[str, _Action]], need_path: bool = True) -> None:
-    literal: dict[str, list[_Action]] = {}
-    globs: list[tuple[str, _Action]] = []
-    for key, act in rules:
-        if _is_glob(key):
-            globs.append((key, act))
-        else:
-            literal.setdefault(key, []).append(act)
-    memo: dict[str, list[_Action]] = {}
+def _deep_keys(
+    doc: Json, keys: list[str], acts: list[_Action], memo: dict[str, tuple[int, ...]], need_path: bool = True
+) -> None:
+    """One walk applying every ``**.<key>`` rule; ``memo`` (object key -> indices of matching rules) is kept by
+    the caller across documents with the same live rules."""
 
     def acts_for(k: str) -> list[_Action]:
-        found = memo.get(k)
-        if found is None:
-            found = memo[k] = literal.get(k, []) + [a for pat, a in globs if fnmatchcase(k, pat)]
-        return found
+        idx = memo.get(k)
+        if idx is None:
+            idx = memo[k] = tuple(
+                i for i, key in enumerate(keys) if key == k or (_is_glob(key) and fnmatchcase(k, key))
+            )
+        return [acts[i] for i in idx]
 
     def walk(node: Json, prefix: tuple[str | int, ...]) -> None:
         if isinstance(node, dict):
             for k in list(node):
-                acts = memo.get(k)
-                if acts is None:
-                    acts = acts_for(k)
-                for act in acts:
+                for act in acts_for(k):
                     if k in node:
                         act(node, k, (*prefix, k))
                 child = node.get(k)
@@ -419,13 +427,14 @@ def _deep_keys(doc: Json, rules: list[tuple[str, _Action]], need_path: bool = Tr
         # No rule needs the concrete path (no tracking, no Tolerance/Monotonic): skip building it.
         if isinstance(node, dict):
             for k, child in list(node.items()):
-                acts = memo.get(k)
-                if acts is None:
-                    acts = acts_for(k)
-                if acts:
-                    for act in acts:
+                idx = memo.get(k)
+                if idx is None:
+                    acts_for(k)
+                    idx = memo[k]
+                if idx:
+                    for i in idx:
                         if k in node:
-                            act(node, k, ())
+                            acts[i](node, k, ())
                     child = node.get(k)
                 if isinstance(child, dict | list):
                     walk_fast(child)
