@@ -166,6 +166,24 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _norm_metadata(value: Any) -> str:
+    """The legacy's ``normalizeDeviceMetadataForAuth``: trimmed, ASCII upper case lowered; non-strings are empty."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in value.strip())
+
+
+def metadata_changed(entry: Mapping[str, Any], client: Mapping[str, Any]) -> bool:
+    """Whether ``client`` claims another platform or device family than the paired ``entry`` pinned (the legacy's
+    ``resolvePinnedClientMetadata`` for the clients pyclaw serves: no native-app or node-host platform refreshes).
+    A change needs re-approval (``NOT_PAIRED`` reason ``metadata-upgrade``)."""
+    for key in ("platform", "deviceFamily"):
+        pinned = _norm_metadata(entry.get(key))
+        if pinned and pinned != _norm_metadata(client.get(key)):
+            return True
+    return False
+
+
 class DeviceStore:
     """Paired devices and their device tokens. Tokens are stored as SHA-256 digests, never in clear."""
 
@@ -188,10 +206,14 @@ class DeviceStore:
         roles = sorted(set(entry.get("roles", [])) | {role})
         entry.update({
             "publicKey": public_key, "role": role, "roles": roles, "scopes": granted, "approvedScopes": granted,
-            "clientId": client.get("id"), "clientMode": client.get("mode"), "platform": client.get("platform"),
+            "clientId": client.get("id"), "clientMode": client.get("mode"),
             "displayName": client.get("displayName"), "approvedVia": entry.get("approvedVia", approved_via),
             "approvedAtMs": entry.get("approvedAtMs", now), "lastSeenAtMs": now, "lastSeenReason": "connect",
         })
+        # platform and device family are pinned at first pairing (``metadata_changed`` guards later connects)
+        for key in ("platform", "deviceFamily"):
+            if key not in entry and isinstance(client.get(key), str) and client[key].strip():
+                entry[key] = client[key]
         self._paired[device_id] = entry
         self._save()
         return entry

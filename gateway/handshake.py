@@ -4,7 +4,8 @@ Owns ``handle_connect`` in the legacy's order (``ws-connection/connect-auth.ts``
 protocol negotiation (1002) -> role -> shared secret -> missing-device rules (local CLI/backend keep their scopes,
 others lose them; no credentials and no device -> ``NOT_PAIRED device identity required``) -> device proof
 (``gateway.device.verify_device``) -> device-token fallback -> rate limit -> pairing (silent on loopback, else
-``NOT_PAIRED pairing required``) -> ``hello-ok``. Every failure answers the legacy's error object, then closes
+``NOT_PAIRED pairing required``; a paired device claiming another platform or device family gets ``NOT_PAIRED``
+reason ``metadata-upgrade``) -> ``hello-ok``. Every failure answers the legacy's error object, then closes
 with the legacy's code and a reason cut at 120 bytes. Failed shared secrets wait the legacy's delay.
 """
 
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from gateway.app import AUTH_KEY, CONFIG_KEY, DEVICES_KEY, STATE_KEY
 from gateway.auth import AuthResult, provided_kind
-from gateway.device import b64url, verify_device
+from gateway.device import b64url, metadata_changed, verify_device
 from gateway.hello import _hmac_hex, _journal_key, build_hello
 from gateway.protocol import (
     CONNECT_PARAMS,
@@ -58,6 +59,27 @@ async def _publish_model_catalog(app: web.Application, conn: ClientConn, params:
 def _fail(conn: ClientConn, rid: Any, error: dict[str, Any], code: int = 1008, reason: str | None = None) -> None:
     conn.enqueue(dumps({"type": "res", "id": rid, "ok": False, "error": error}))
     conn.request_close(code, truncate_close_reason(reason if reason is not None else error["message"]))
+
+
+def _fail_metadata_upgrade(state: Any, conn: ClientConn, rid: Any, entry: dict[str, Any], device_id: str, role: str,
+                           scopes: list[str]) -> None:
+    """A paired device claiming another platform or device family: the legacy files a pairing request and answers
+    ``NOT_PAIRED`` reason ``metadata-upgrade`` (never silent for CLI clients), closing 1008 with the request id."""
+    request_id = str(uuid.uuid4())
+    state.broadcast("device.pair.requested", {"requestId": request_id, "deviceId": device_id, "role": role,
+                                              "scopes": scopes, "ts": conn.connected_at}, drop_if_slow=True)
+    message = "pairing required: device identity changed and must be re-approved"
+    details: dict[str, Any] = {
+        "code": "PAIRING_REQUIRED", "reason": "metadata-upgrade", "requestId": request_id,
+        "remediationHint": "Review the refreshed device details, then approve the pending request.",
+        "deviceId": device_id, "requestedRole": role, "requestedScopes": scopes,
+    }
+    if entry.get("roles"):
+        details["approvedRoles"] = list(entry["roles"])
+    if entry.get("scopes"):
+        details["approvedScopes"] = list(entry["scopes"])
+    _fail(conn, rid, error_shape("NOT_PAIRED", message, details=details), 1008,
+          f"{message} (requestId: {request_id})")
 
 
 async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, params: Any, nonce: str,
@@ -144,6 +166,9 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
                             drop_if_slow=True)
             _fail(conn, rid, error_shape("NOT_PAIRED", "pairing required",
                                          details={"code": "PAIRING_REQUIRED", "requestId": request_id}))
+            return
+        if entry is not None and metadata_changed(entry, client):
+            _fail_metadata_upgrade(state, conn, rid, entry, device["id"], role, scopes)
             return
         devices.pair(device["id"], check.public_key or device["publicKey"], role=role, scopes=scopes, client=client)
         issued = devices.issue_token(device["id"], role, scopes)

@@ -173,3 +173,36 @@ def test_verify_device_accepts_pem_public_keys() -> None:
     params = {"client": CLI_CLIENT, "auth": {"token": "t"}}
     assert verify_device(block, params, role="operator", scopes=SCOPES, nonce="n1").ok
     assert verify_device({**block, "nonce": ""}, params, role="operator", scopes=SCOPES, nonce="n1").message == "device nonce required"
+
+
+async def test_paired_device_with_changed_device_family_needs_re_approval(gw: RunningGateway) -> None:
+    """Golden ws-connect-device-v3-family then ws-connect-device-v3 (same device): the legacy pins the paired platform
+    and device family (compared trimmed and lower-cased) and answers a change with NOT_PAIRED metadata-upgrade."""
+    dev = Device()
+    desktop = {**CLI_CLIENT, "platform": "Linux", "deviceFamily": "Desktop"}
+    async with open_client(gw.url) as c:
+        res = await c.connect(auth={"token": gw.token}, scopes=SCOPES, client=desktop,
+                              device=dev.block(c.challenge["payload"]["nonce"], token=gw.token, client=desktop))
+        assert res["ok"], res
+    same = {**CLI_CLIENT, "platform": " linux", "deviceFamily": "DESKTOP"}
+    async with open_client(gw.url) as c:  # same metadata after normalization: accepted
+        res = await c.connect(auth={"token": gw.token}, scopes=SCOPES, client=same,
+                              device=dev.block(c.challenge["payload"]["nonce"], token=gw.token, client=same))
+        assert res["ok"], res
+    async with open_client(gw.url) as c:  # no device family any more: a metadata change
+        res = await c.connect(auth={"token": gw.token}, scopes=SCOPES,
+                              device=dev.block(c.challenge["payload"]["nonce"], token=gw.token))
+        error = res["error"]
+        request_id = error["details"]["requestId"]
+        assert error == {
+            "code": "NOT_PAIRED", "message": "pairing required: device identity changed and must be re-approved",
+            "details": {"code": "PAIRING_REQUIRED", "reason": "metadata-upgrade", "requestId": request_id,
+                        "remediationHint": "Review the refreshed device details, then approve the pending request.",
+                        "deviceId": dev.id, "requestedRole": "operator", "requestedScopes": SCOPES,
+                        "approvedRoles": ["operator"], "approvedScopes": SCOPES}}
+        assert await c.closed() == (1008, "pairing required: device identity changed and must be re-approved "
+                                          f"(requestId: {request_id})")
+    async with open_client(gw.url) as c:  # the pinned metadata is unchanged by the refused attempt
+        res = await c.connect(auth={"token": gw.token}, scopes=SCOPES, client=desktop,
+                              device=dev.block(c.challenge["payload"]["nonce"], token=gw.token, client=desktop))
+        assert res["ok"], res
