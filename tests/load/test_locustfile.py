@@ -25,6 +25,13 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(scope="module")
+def load_legacy(legacy_factory: Any) -> Any:
+    """A legacy of our own: the WS mix runs agent turns (chat.send) and hooks queue system events, state the
+    session-shared ``legacy`` of other tests must not see."""
+    return legacy_factory("load")
+
+
 def run_locust(args: list[str], *, token: str, hook_token: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     assert LOCUST is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "PARITY_LOAD_"))}
@@ -38,11 +45,11 @@ def stats_rows(tmp_path: Path) -> dict[str, dict[str, Any]]:
         return {f"{row['Type']} {row['Name']}": row for row in csv.DictReader(f)}
 
 
-def test_smoke_profile_passes_against_the_legacy(legacy: Any, tmp_path: Path) -> None:
+def test_smoke_profile_passes_against_the_legacy(load_legacy: Any, tmp_path: Path) -> None:
     # Speed is not judged here (a shared 2-core machine; bench/ does speed): p99 bound lifted to 2 minutes.
-    result = run_locust(["--config", "load/profiles/smoke.conf", "--host", legacy.http_url, "-t", "10s",
+    result = run_locust(["--config", "load/profiles/smoke.conf", "--host", load_legacy.http_url, "-t", "10s",
                          "--max-p99-ms", "120000"],
-                        token=legacy.token, hook_token=legacy.hook_token, tmp_path=tmp_path)
+                        token=load_legacy.token, hook_token=load_legacy.hook_token, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "parity thresholds met" in result.stderr
     rows = stats_rows(tmp_path)
@@ -59,17 +66,17 @@ def test_smoke_profile_passes_against_the_legacy(legacy: Any, tmp_path: Path) ->
     assert all(int(row["Failure Count"]) == 0 for row in rows.values())
 
 
-def test_broken_p99_threshold_exits_non_zero(legacy: Any, tmp_path: Path) -> None:
+def test_broken_p99_threshold_exits_non_zero(load_legacy: Any, tmp_path: Path) -> None:
     result = run_locust(["-f", "load/locustfile.py", "--headless", "-u", "2", "-r", "2", "-t", "4s", "--only-summary",
-                         "--host", legacy.http_url, "--max-p99-ms", "0.001"],
-                        token=legacy.token, hook_token=legacy.hook_token, tmp_path=tmp_path)
+                         "--host", load_legacy.http_url, "--max-p99-ms", "0.001"],
+                        token=load_legacy.token, hook_token=load_legacy.hook_token, tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "parity thresholds broken: p99" in result.stderr
 
 
-def test_wrong_token_breaks_the_failure_ratio(legacy: Any, tmp_path: Path) -> None:
+def test_wrong_token_breaks_the_failure_ratio(load_legacy: Any, tmp_path: Path) -> None:
     result = run_locust(["-f", "load/locustfile.py", "--headless", "-u", "2", "-r", "2", "-t", "4s", "--only-summary",
-                         "--host", legacy.http_url],
+                         "--host", load_legacy.http_url],
                         token="not-the-token", hook_token="not-the-hook-token", tmp_path=tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "parity thresholds broken: failure ratio" in result.stderr
