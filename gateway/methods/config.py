@@ -1,5 +1,9 @@
 """``config.get`` and ``config.schema``: the loaded config with secrets redacted, and pyclaw's schema.
 
+``config.get`` answers like the legacy: ``parsed`` is the file as read, ``sourceConfig``/``resolved`` add the
+default agent roster (``materialize_source``), ``runtimeConfig``/``config`` also the runtime defaults
+(``materialize_runtime``; the plugin-manifest-driven model catalog defaults are not applied).
+
 Owns ``redact_config`` (every sensitive key -> ``__OPENCLAW_REDACTED__``, as the legacy's ``.register(sensitive)``
 keys: gateway.auth.token/password, gateway.remote.token/password, hooks.token, provider apiKey, and any key named
 token/password/apiKey/secret) and the raw text redacted by value. ``config.get`` is a read method in protocol 4.
@@ -7,8 +11,10 @@ token/password/apiKey/secret) and the raw text redacted by value. ``config.get``
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import math
 from typing import Any
 
 from gateway.app import CONFIG_KEY
@@ -29,7 +35,7 @@ from gateway.config_schema import (
 from gateway.dispatch import ADMIN, READ, MethodContext, method
 from gateway.hello import _journal_key, applied_config_hash
 
-__all__ = ["REDACTED", "redact_config"]
+__all__ = ["REDACTED", "materialize_runtime", "materialize_source", "redact_config"]
 
 REDACTED = "__OPENCLAW_REDACTED__"
 _SENSITIVE = {"token", "password", "apikey", "secret", "clientsecret", "privatekey", "sessionkey"}
@@ -51,18 +57,77 @@ def redact_text(text: str | None, secrets: list[str]) -> str | None:
     return text
 
 
+def materialize_source(data: dict[str, Any]) -> dict[str, Any]:
+    """The legacy's resolved source config: the parsed file plus the default agent roster (``agents.entries``
+    ``{"main": {}}`` when neither ``entries`` (non-empty) nor ``list`` is configured; ``legacy.roster``)."""
+    out = copy.deepcopy(data)
+    agents = out.get("agents")
+    if agents is None:
+        agents = out["agents"] = {}
+    if isinstance(agents, dict) and "list" not in agents and not agents.get("entries"):
+        agents["entries"] = {"main": {}}
+    return out
+
+
+def materialize_runtime(source: dict[str, Any]) -> dict[str, Any]:
+    """The legacy's ``materializeRuntimeConfig`` defaults (``config/materialize.ts`` and the zod defaults) that do not
+    depend on its plugin manifests: ``messages.ackReactionScope``, agent and subagent concurrency, compaction mode,
+    ``commands`` and each provider model's ``api``/``reasoning``/``input``. Explicit values are kept."""
+    out = copy.deepcopy(source)
+    messages = out.setdefault("messages", {})
+    if isinstance(messages, dict):
+        messages.setdefault("ackReactionScope", "group-mentions")
+    agents = out.get("agents")
+    if isinstance(agents, dict):
+        defaults = agents.setdefault("defaults", {})
+        if isinstance(defaults, dict):
+            if not _finite(defaults.get("maxConcurrent")):
+                defaults["maxConcurrent"] = 8
+            sub = defaults.setdefault("subagents", {})
+            if isinstance(sub, dict):
+                if not _finite(sub.get("maxConcurrent")):
+                    sub["maxConcurrent"] = 8
+                if not _finite(sub.get("archiveAfterMinutes")):
+                    sub["archiveAfterMinutes"] = 60
+            compaction = defaults.get("compaction")
+            if not (isinstance(compaction, dict) and compaction.get("mode")):
+                defaults["compaction"] = {**(compaction if isinstance(compaction, dict) else {}), "mode": "safeguard"}
+    commands = out.setdefault("commands", {})
+    if isinstance(commands, dict):
+        for key, value in (("native", "auto"), ("nativeSkills", "auto"), ("restart", True)):
+            commands.setdefault(key, value)
+    providers = (out.get("models") or {}).get("providers") if isinstance(out.get("models"), dict) else None
+    for provider in (providers or {}).values() if isinstance(providers, dict) else ():
+        if not isinstance(provider, dict) or not isinstance(provider.get("models"), list):
+            continue
+        for row in provider["models"]:
+            if isinstance(row, dict):
+                if not isinstance(row.get("reasoning"), bool):
+                    row["reasoning"] = False
+                row.setdefault("input", ["text"])
+                if row.get("api") is None and provider.get("api") is not None:
+                    row["api"] = provider["api"]
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @method("config.get", READ)
 async def config_get(ctx: MethodContext, params: Any) -> Any:
     config = ctx.app[CONFIG_KEY]
     redacted = redact_config(dict(config.data))
+    source = materialize_source(redacted)
+    runtime = materialize_runtime(source)
     raw = redact_text(config.raw_text, config.secrets())
     digest = hmac.new(_journal_key(config.state_dir), (config.raw_text or "").encode(), hashlib.sha256).hexdigest()
     return {
         "agentRosterIncludeOwned": False, "appliedConfigHash": applied_config_hash(ctx.app), "bindingsIncludeOwned": False,
-        "config": redacted, "configRevisionHash": f"hmac-sha256:v1:{digest}", "exists": config.exists,
-        "hash": digest, "includeProvenance": False, "includedPaths": list(config.included_paths),
+        "config": runtime, "configRevisionHash": f"hmac-sha256:v1:{digest}", "exists": config.exists,
+        "hash": digest, "includeProvenance": [], "includedPaths": list(config.included_paths),
         "issues": [], "legacyIssues": [], "parsed": redacted, "path": str(config.path), "raw": raw,
-        "resolved": redacted, "runtimeConfig": redacted, "sourceConfig": redacted, "valid": True,
+        "resolved": source, "runtimeConfig": runtime, "sourceConfig": source, "valid": True,
         "warnings": [{"path": "<root>", "message": w} for w in config.warnings]
         + [{"path": p, "message": "accepted but not implemented by pyclaw"} for p in config.not_implemented],
     }

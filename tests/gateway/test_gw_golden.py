@@ -45,7 +45,7 @@ DOCUMENTED = {
     ("connect", "payload.controlUiLinkReaders"),
     ("connect", "payload.pluginSurfaceUrls"),  # canvas plugin surface
     ("health", "payload.plugins.loaded.*"),  # no bundled JS plugins loaded
-    ("health", "payload.configReload.hotReloadStatus"),  # no config hot reload
+    ("health", "payload.configReload"),  # no config hot reload, so no watcher state to report
 }
 
 

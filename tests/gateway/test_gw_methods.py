@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from gw_support import GatewayFactory, RunningGateway, offline_config, open_client
@@ -11,7 +12,7 @@ from gw_support import GatewayFactory, RunningGateway, offline_config, open_clie
 from parity.legacy import FakeModelServer
 
 KEYS = {
-    "health": {"agents", "channelLabels", "channelOrder", "channels", "configReload", "defaultAgentId", "durationMs",
+    "health": {"agents", "channelLabels", "channelOrder", "channels", "defaultAgentId", "durationMs",
                "eventLoop", "heartbeatSeconds", "modelRuntime", "ok", "plugins", "sessions", "ts"},
     "status": {"channelSummary", "degradedPlugins", "degradedSecretOwners", "eventLoop", "heartbeat", "hostDesktop",
                "modelRuntime", "pid", "processMemory", "queuedSystemEvents", "runtimeVersion", "sessions",
@@ -49,6 +50,9 @@ async def test_read_methods_have_the_legacy_keys(gw: RunningGateway) -> None:
             assert keys <= set(res["payload"]), (name, keys - set(res["payload"]))
         health = [await c.call("health", p) for p in ({}, None, "not-an-object", {"bogus": 1})]
         assert all(h["ok"] for h in health) and len({h["payload"]["ts"] for h in health}) == 1  # cached snapshot
+        # the legacy's schema allows only "active"/"disabled" (its file watcher's state) or no configReload at all
+        # (no reloader); pyclaw has no config watcher, so it reports none rather than an invented value
+        assert "configReload" not in health[0]["payload"]
         assert (await c.call("last-heartbeat"))["payload"] is None
         presence = (await c.call("system-presence"))["payload"]
         assert presence[0]["mode"] == "gateway" and presence[0]["reason"] == "self"
@@ -162,3 +166,44 @@ async def test_agent_answers_twice_accepted_then_final(gw_factory: GatewayFactor
         second = await c.response("a1", timeout=30)
         assert second["ok"] and second["payload"]["status"] == "ok" and second["payload"]["summary"] == "completed"
         assert second["payload"]["result"]["payloads"] == [{"text": "PONG from fake model", "mediaUrl": None}]
+
+
+def _golden_config_get() -> dict[str, Any]:
+    path = Path(__file__).resolve().parents[1] / "golden" / "rpc-config-get.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        obs = json.loads(line)
+        if obs.get("dir") == "s2c" and '"sourceConfig"' in obs.get("data", ""):
+            return dict(json.loads(obs["data"])["payload"])
+    raise AssertionError(f"{path}: no config.get answer")
+
+
+def test_config_materialization_matches_the_legacy_recording() -> None:
+    """The legacy's config.get (golden trace): ``sourceConfig``/``resolved`` add the default agent roster,
+    ``runtimeConfig``/``config`` also the runtime defaults (agent concurrency, compaction, commands, messages,
+    model ``api`` inherited from the provider). pyclaw materializes the recorded ``parsed`` config the same way."""
+    from gateway.methods.config import materialize_runtime, materialize_source
+
+    golden = _golden_config_get()
+    source = materialize_source(golden["parsed"])
+    assert source == golden["sourceConfig"] == golden["resolved"]
+    assert materialize_runtime(source) == golden["runtimeConfig"] == golden["config"]
+    assert golden["includeProvenance"] == []
+    # explicit values are kept, never overwritten by defaults
+    custom = {"agents": {"defaults": {"maxConcurrent": 2, "compaction": {"mode": "off"}}, "entries": {"ops": {}}},
+              "messages": {"ackReactionScope": "all"}, "commands": {"native": False}}
+    runtime = materialize_runtime(materialize_source(custom))
+    assert runtime["agents"]["entries"] == {"ops": {}}
+    assert runtime["agents"]["defaults"]["maxConcurrent"] == 2 and runtime["agents"]["defaults"]["compaction"] == {"mode": "off"}
+    assert runtime["messages"] == {"ackReactionScope": "all"}
+    assert runtime["commands"] == {"native": False, "nativeSkills": "auto", "restart": True}
+    assert custom["agents"]["defaults"] == {"maxConcurrent": 2, "compaction": {"mode": "off"}}  # input not mutated
+
+
+async def test_config_get_reports_materialized_config(gw: RunningGateway) -> None:
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        payload = (await c.call("config.get"))["payload"]
+    assert payload["includeProvenance"] == []
+    assert "entries" not in payload["parsed"]["agents"] and payload["sourceConfig"]["agents"]["entries"] == {"main": {}}
+    assert payload["config"]["agents"]["defaults"]["compaction"] == {"mode": "safeguard"}
+    assert payload["config"] == payload["runtimeConfig"] and payload["resolved"] == payload["sourceConfig"]
