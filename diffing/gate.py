@@ -475,6 +475,8 @@ _ICON = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.INCONCLUSIVE: "INCO
 
 
 def _md_cell(text: str) -> str:
+    """Safe inside a table cell or an HTML ``<summary>``: route names like ``<close>`` must not become tags."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", " ")
 
 

@@ -250,3 +250,11 @@ def test_markdown_escapes_pipes_in_group_names() -> None:
     p = policy('[[group]]\nname = "a|b"\nmatch = ["x"]\nmin_samples = 1\n')
     md = to_markdown(evaluate(p, [good("a|b", pairs=1)]))
     assert "| a\\|b | PASS | 1 |" in md
+
+
+def test_markdown_escapes_html_in_evidence_summaries() -> None:
+    sig = SignatureStat(route="<close>", path="close.code", kind="close-code", count=2)
+    md = to_markdown(evaluate(policy(), [good("chat", signatures=(sig,)), good("reads")]))
+    assert "critical close-code at &lt;close&gt; close.code x2" in md
+    summary = next(line for line in md.splitlines() if line.startswith("<details>"))
+    assert "<close>" not in summary
