@@ -79,7 +79,14 @@ class NoiseCounter:
 def propose(counter: NoiseCounter, *, min_rate: float = ABSOLUTE_THRESHOLD) -> list[dict[str, Any]]:
     """Proposed rules (rows for :meth:`diffing.store.Store.propose_noise`), most frequent first."""
     out: list[dict[str, Any]] = []
+    # A/A legs are interchangeable: a field (or event) present on one legacy run and absent on the other is
+    # equally likely the other way round, so each one-sided finding also proposes its mirror image.
+    differing = dict(counter.differing)
     for (route, path, kind), n in counter.differing.items():
+        mirror = _MIRROR.get(kind)
+        if mirror is not None:
+            differing[(route, path, mirror)] = max(n, counter.differing.get((route, path, mirror), 0))
+    for (route, path, kind), n in differing.items():
         compared = counter.compared.get(route, 0)
         if not compared or n / compared < min_rate:
             continue
@@ -100,9 +107,16 @@ def propose(counter: NoiseCounter, *, min_rate: float = ABSOLUTE_THRESHOLD) -> l
                 "reason": f"A/A noise: differed in {n} of {compared} legacy/legacy pairs over {counter.runs} run(s)",
             }
         )
-    out.sort(key=lambda r: (-r["differing"], r["route"], r["path"]))
+    out.sort(key=lambda r: (-r["differing"], r["route"], r["path"], r["kind"]))
     return out
 
+
+_MIRROR = {
+    DiffKind.MISSING.value: DiffKind.EXTRA.value,
+    DiffKind.EXTRA.value: DiffKind.MISSING.value,
+    DiffKind.EVENT_MISSING.value: DiffKind.EVENT_EXTRA.value,
+    DiffKind.EVENT_EXTRA.value: DiffKind.EVENT_MISSING.value,
+}
 
 _RESPONSE_PREFIX = re.compile(r"^#\d+\.")
 

@@ -26,12 +26,16 @@ def test_counter_counts_pairs_not_diffs_and_generalizes_indices() -> None:
     assert c.compared == {"health": 2, "status": 1}
     assert c.differing == {("health", "payload.a.*.ts", "value"): 1, ("status", "payload.gone", "missing"): 1}
     rows = propose(c)
-    assert [(r["route"], r["path"], r["action"], r["differing"], r["compared"]) for r in rows] == [
-        ("health", "payload.a.*.ts", "mask", 1, 2), ("status", "payload.gone", "drop", 1, 1)]
+    assert [(r["route"], r["path"], r["kind"], r["action"], r["differing"], r["compared"]) for r in rows] == [
+        ("health", "payload.a.*.ts", "value", "mask", 1, 2),
+        ("status", "payload.gone", "extra", "drop", 1, 1),  # A/A symmetry: the mirror image is noise too
+        ("status", "payload.gone", "missing", "drop", 1, 1)]
     assert "1 of 2" in rows[0]["reason"]
-    assert propose(c, min_rate=0.6) == [rows[1]]
+    assert propose(c, min_rate=0.6) == rows[1:]
     c.add(pr("x", Diff("payload.l", DiffKind.ORDER)))
-    assert propose(c)[-1]["action"] == "as_set" or any(r["action"] == "as_set" for r in propose(c))
+    assert [r["action"] for r in propose(c) if r["route"] == "x"] == ["as_set"]
+    c.add(pr("chat", Diff("event:chat", DiffKind.EVENT_EXTRA)))
+    assert {r["kind"] for r in propose(c) if r["route"] == "chat"} == {"event-extra", "event-missing"}
 
 
 def test_diffy_thresholds() -> None:
