@@ -130,6 +130,8 @@ def _body_fields(body: bytes) -> dict[str, Any]:
 
 
 _CLOSE = object()
+#: After the client closes, the secondary leg stays open this long (at most) for answers still in flight.
+LINGER_MAX = 5.0
 
 
 class MirrorSession:
@@ -227,7 +229,8 @@ class MirrorSession:
                             raise ConnectionClosed(None, None)
                         await self._wake.wait()
                     item = self._q.popleft()
-                    if item is _CLOSE:
+                    if item is _CLOSE:  # the client left: answers still in flight on this leg are findings too
+                        await asyncio.wait({reader}, timeout=min(lim.candidate_timeout, LINGER_MAX))
                         return
                     self.pipeline.budget.give(len(item))
                     if isinstance(item, bytes):

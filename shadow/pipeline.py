@@ -239,6 +239,12 @@ def _executor(workers: int) -> Any:
     return pool
 
 
+def _warm() -> None:
+    from wire.profiles.openclaw import get_profile
+
+    get_profile("openclaw")
+
+
 def _lower_priority() -> None:
     """Diff workers yield the CPU to the client path (the proxy, and legacy/candidate on shared cores)."""
     import os
@@ -441,6 +447,8 @@ class Pipeline:
         for stage in self.stages.values():
             stage.start()
         self._bg.append(spawn(self._housekeeping(), name="pipeline-housekeeping"))
+        if self._use_workers:  # spawn the diff worker now, not on the first pair
+            asyncio.get_running_loop().run_in_executor(_executor(self.config.limits.diff_workers), _warm)
         if self.config.limits.shed_lag_ms > 0:
             self._bg.append(spawn(self._lag_sampler(), name="pipeline-lag"))
 

@@ -157,7 +157,8 @@ class FakeGateway:
                         await ws.close(code=1008, message=b"unauthorized: gateway token mismatch")
                         break
                     await ws.send_str(json.dumps({"type": "res", "id": fid, "ok": True, "payload": {
-                        "type": "hello-ok", "protocol": 4, "server": {"version": self.name}}}))
+                        "type": "hello-ok", "protocol": 4, "server": {"version": self.name},
+                        "gatewayName": self.name}}))
                     if self.fault == "abrupt":
                         assert request.transport is not None
                         request.transport.abort()

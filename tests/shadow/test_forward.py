@@ -37,9 +37,9 @@ async def test_ws_transcript_through_proxy_equals_direct(fake_legacy: FakeGatewa
     assert through == direct
     assert through[-2] == ("close", (4001, "bye from server"))  # the legacy's close code and reason, unchanged
     # the candidate got its own connect, with its own token, and the mirrored read-only calls
-    await async_wait_until(lambda: len(fake_candidate.connects) == 1, 5 * S, what="candidate connect")
+    await async_wait_until(lambda: len(fake_candidate.connects) == 1, 20 * S, what="candidate connect")
     assert fake_candidate.connects[0]["auth"] == {"token": "tok-cand"}
-    await async_wait_until(lambda: any('"health"' in f for f in fake_candidate.ws_frames), 5 * S,
+    await async_wait_until(lambda: any('"health"' in f for f in fake_candidate.ws_frames), 20 * S,
                            what="mirrored health")
     assert not any("chat.send" in f for f in fake_candidate.ws_frames), "side-effecting call must be skipped"
     assert not any("tok-legacy" in f for f in fake_candidate.ws_frames), "legacy secret reached the candidate"
@@ -58,7 +58,7 @@ async def test_http_mirror_rewrites_credentials_and_skips_side_effects(fake_lega
                           headers={"Authorization": "Bearer hook-l"}) as r:
             assert r.status == 200
     await async_wait_until(lambda: any(p == "/tools/invoke" for _, p, _, _ in fake_candidate.http_requests),
-                           5 * S, what="mirrored /tools/invoke")
+                           20 * S, what="mirrored /tools/invoke")
     (_, _, headers, body), = [r for r in fake_candidate.http_requests if r[1] == "/tools/invoke"]
     assert headers["Authorization"] == "Bearer tok-cand"
     assert body == b'{"tool":"sessions_list"}'
@@ -66,5 +66,5 @@ async def test_http_mirror_rewrites_credentials_and_skips_side_effects(fake_lega
     m = proxy.metrics
     assert m.value("parity_policy_decisions_total", {"route": "POST /hooks/wake", "decision": "skip"}) == 1
     assert m.value("parity_policy_decisions_total", {"route": "POST /tools/invoke", "decision": "mirror"}) == 1
-    await async_wait_until(lambda: m.total("parity_pairs_total", route="POST /tools/invoke") == 1, 5 * S,
+    await async_wait_until(lambda: m.total("parity_pairs_total", route="POST /tools/invoke") == 1, 20 * S,
                            what="the /tools/invoke pair")

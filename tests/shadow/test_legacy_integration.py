@@ -106,11 +106,23 @@ async def test_every_golden_scenario_is_transparent_through_the_proxy(legacy, sh
     assert m.total("parity_policy_decisions_total", decision="skip") > 0  # side effects were not mirrored
 
 
-async def test_signed_connect_is_resigned_for_the_second_legacy(legacy, legacy_b, shadow_on_legacy) -> None:
+async def test_signed_connect_is_resigned_for_the_second_legacy(legacy, legacy_b, tmp_path) -> None:
     """A device-signed client connect reaches legacy_b re-signed with the proxy's key over legacy_b's own nonce
-    (legacy_b answers hello-ok), and the legacy token never reaches legacy_b."""
-    proxy: ShadowProxy = shadow_on_legacy
-    errors_before = proxy.metrics.total("parity_candidate_errors_total")  # the module's proxy is shared
+    (legacy_b answers hello-ok), and the legacy token never reaches legacy_b. A fresh proxy (fresh device key)."""
+    proxy = ShadowProxy(ShadowConfig.from_mapping({
+        "mode": "shadow", "listen": "127.0.0.1:0", "admin": "127.0.0.1:0",
+        "legacy": {"url": legacy.http_url, "token": legacy.token},
+        "candidate": {"url": legacy_b.http_url, "token": legacy_b.token, "device_auth": "resign"},
+        "limits": {"candidate_timeout": 10.0}, "record": {"trace_dir": str(tmp_path)}}))
+    await proxy.start()
+    try:
+        await _resigned(proxy, legacy)
+    finally:
+        await proxy.stop()
+
+
+async def _resigned(proxy: ShadowProxy, legacy: Any) -> None:
+    errors_before = proxy.metrics.total("parity_candidate_errors_total")
     identity = DeviceIdentity.generate()
     async with websockets.connect(proxy.url.replace("http", "ws") + "/", max_size=None, compression=None) as ws:
         challenge = json.loads(await asyncio.wait_for(ws.recv(), 10 * S))["payload"]
@@ -136,7 +148,14 @@ async def test_signed_connect_is_resigned_for_the_second_legacy(legacy, legacy_b
                 return dict(json.loads(o["data"]))
         return None
 
-    await async_wait_until(lambda: candidate_answer("sig-h") is not None, 30 * S, what="legacy_b's health answer")
+    try:
+        await async_wait_until(lambda: candidate_answer("sig-h") is not None, 30 * S,
+                               what="legacy_b's health answer")
+    except AssertionError:
+        seen = [ln[:300] for ln in trace_path.read_text(encoding="utf-8").splitlines() if '"candidate"' in ln]
+        errors = {s.labels.get("kind"): s.value for m in proxy.metrics.registry.collect() for s in m.samples
+                  if s.name == "parity_candidate_errors_total"}
+        raise AssertionError(f"no health answer from legacy_b; candidate errors {errors}; lines {seen}") from None
     connect_answer = candidate_answer("sig-1")
     assert connect_answer is not None and connect_answer["ok"] is True, connect_answer
     assert connect_answer["payload"]["auth"].get("deviceToken"), "legacy_b accepted the proxy's device signature"

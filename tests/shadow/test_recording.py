@@ -20,7 +20,7 @@ async def test_trace_has_both_legs_and_no_secrets(tmp_path, fake_legacy: FakeGat
     async with aiohttp.ClientSession() as s, s.post(proxy.url + "/tools/invoke", data=b"{}",
                                                     headers={"Authorization": "Bearer tok-legacy"}) as r:
         assert r.status == 200
-    await async_wait_until(lambda: proxy.metrics.total("parity_pairs_total", route="health") == 1, 5 * S,
+    await async_wait_until(lambda: proxy.metrics.total("parity_pairs_total", route="health") == 1, 20 * S,
                            what="health pair")
     await proxy.stop()
     (path,) = list(tmp_path.glob("shadow-*.jsonl"))
@@ -69,11 +69,11 @@ async def test_mismatch_is_counted_and_ratio_drops(fake_legacy: FakeGateway, mak
         proxy = await make_proxy(fake_legacy.url, other.url)
         await ws_transcript(proxy.url)
         m = proxy.metrics
-        # hello-ok differs (server.version is not volatile in the profile), health is equal
-        await async_wait_until(lambda: m.total("parity_pairs_total", route="health") == 1, 5 * S, what="pairs")
+        # hello-ok differs (gatewayName is not volatile in the profile), health is equal
+        await async_wait_until(lambda: m.total("parity_pairs_total", route="health") == 1, 20 * S, what="pairs")
         assert m.value("parity_pairs_total", {"route": "health", "outcome": "match"}) == 1
         await async_wait_until(lambda: m.value("parity_pairs_total", {"route": "connect", "outcome": "mismatch"}) == 1,
-                               5 * S, what="connect mismatch")
+                               20 * S, what="connect mismatch")
         assert m.value("parity_requests_total", {"leg": "candidate", "protocol": "ws", "route": "connect",
                                                  "outcome": "mismatch"}) == 1
         assert m.value("parity_requests_total", {"leg": "legacy", "protocol": "ws", "route": "chat.send",
@@ -92,7 +92,7 @@ async def test_pairs_reach_the_parity_store(tmp_path, fake_legacy: FakeGateway, 
         proxy = await make_proxy(fake_legacy.url, other.url, record={"db": db})
         await ws_transcript(proxy.url)
         m = proxy.metrics
-        await async_wait_until(lambda: m.total("parity_pairs_total", route="health") == 1, 5 * S, what="pairs")
+        await async_wait_until(lambda: m.total("parity_pairs_total", route="health") == 1, 20 * S, what="pairs")
         run_id = proxy.run_id
         await proxy.stop()
     finally:
@@ -105,7 +105,7 @@ async def test_pairs_reach_the_parity_store(tmp_path, fake_legacy: FakeGateway, 
         await store.close()
     routes = {r["route"]: r for r in rows}
     assert routes["health"]["equal"] and not routes["connect"]["equal"]
-    assert any("server.version" in d["path"] for d in diffs)
+    assert any("gatewayName" in d["path"] for d in diffs)
     assert all("tok-legacy" not in str(r) and "tok-cand" not in str(r) for r in rows + diffs)
 
 
