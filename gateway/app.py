@@ -22,6 +22,7 @@ from aiohttp import web
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.device import DeviceStore, GatewayIdentity
+from gateway.diagnostics import DIAGNOSTICS_KEY, DiagnosticRecorder
 from gateway.sessions import SessionStore
 from gateway.state import GatewayState, now_ms
 
@@ -129,6 +130,7 @@ def make_app(config: GatewayConfig) -> web.Application:
     app[SESSIONS_KEY] = sessions
     app[DEVICES_KEY] = DeviceStore(config.state_dir)
     app[IDENTITY_KEY] = GatewayIdentity.load_or_create(config.state_dir)
+    app[DIAGNOSTICS_KEY] = DiagnosticRecorder()
 
     def broadcast(event: str, payload: Any, *, drop_if_slow: bool = False) -> int:
         return state.broadcast(event, payload, drop_if_slow=drop_if_slow)

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.app import CONFIG_KEY, STATE_KEY
 from gateway.auth import peer_ip
+from gateway.diagnostics import DIAGNOSTICS_KEY
 from gateway.dispatch import MethodContext, dispatch
 from gateway.handshake import handle_connect
 from gateway.protocol import REQUEST_FRAME, error_shape, format_errors, truncate_close_reason, validate
@@ -115,6 +116,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             if not conn.authorized:
                 if len(raw) > PREAUTH_MAX:
                     log.info("preauth payload too large (%d bytes)", len(raw))
+                    request.app[DIAGNOSTICS_KEY].record("payload.large", surface="gateway.ws.preauth", action="rejected",
+                                                        limitBytes=PREAUTH_MAX, reason="preauth_frame_limit")
                     conn.request_close(1009, "")  # observed: 1009 with an empty reason (reference §2.8 says otherwise)
                     break
                 parsed = _parse(text)

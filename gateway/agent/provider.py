@@ -4,7 +4,7 @@ Owns ``ProviderRegistry`` (resolves ``agents.defaults.model.primary`` = ``<provi
 ``models.providers``), ``ProviderClient`` (``POST {baseUrl}/chat/completions`` with ``stream: true`` parsed as SSE
 deltas, or plain JSON) and the provider preflight (``GET {baseUrl}/models``) with the legacy's 5-minute cache of the
 outcome, failures included (reference §1.9: once a preflight failed, ``/hooks/agent`` keeps answering 502 until the
-entry expires). The clock is injected. May import aiohttp, ``wire.errors`` and the standard library.
+entry expires). The clock is injected. May import aiohttp, ``wire.errors``, ``gateway.diagnostics`` and the standard library.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.diagnostics import DiagnosticRecorder
 from wire.errors import ParityError
 
 logger = logging.getLogger(__name__)
@@ -114,9 +115,11 @@ class PreflightCache:
 class ProviderClient:
     """Talks to one OpenAI-compatible provider over a shared ``aiohttp.ClientSession``."""
 
-    def __init__(self, session: aiohttp.ClientSession, preflight_cache: PreflightCache | None = None) -> None:
+    def __init__(self, session: aiohttp.ClientSession, preflight_cache: PreflightCache | None = None,
+                 recorder: DiagnosticRecorder | None = None) -> None:
         self.session = session
         self.preflight_cache = preflight_cache or PreflightCache()
+        self.recorder = recorder
 
     def _headers(self, ref: ModelRef) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -147,7 +150,25 @@ class ProviderClient:
             raise ProviderError(error)
 
     async def stream_chat(self, ref: ModelRef, messages: list[dict[str, Any]]) -> AsyncIterator[StreamEvent]:
-        """Yield content deltas, then one ``done`` event. Raises ``ProviderError`` on transport/HTTP errors."""
+        """Yield content deltas, then one ``done`` event. Raises ``ProviderError`` on transport/HTTP errors.
+        With a recorder, the call is recorded as ``model.call.started`` then ``model.call.completed`` (or
+        ``model.call.error``) with its duration, request and response byte counts and time to first byte."""
+        meter = _Meter(started=time.monotonic())
+        rec = self.recorder
+        if rec is not None:
+            rec.record("model.call.started", provider=ref.provider, model=ref.model)
+        try:
+            async for event in self._stream_chat(ref, messages, meter):
+                if event.done and rec is not None:  # consumers may stop at ``done``: record before handing it out
+                    rec.record("model.call.completed", **meter.fields(ref))
+                yield event
+        except ProviderError:
+            if rec is not None:
+                rec.record("model.call.error", **meter.fields(ref), failureKind="provider_error")
+            raise
+
+    async def _stream_chat(self, ref: ModelRef, messages: list[dict[str, Any]], meter: _Meter,
+                           ) -> AsyncIterator[StreamEvent]:
         body: dict[str, Any] = {
             "model": ref.model, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
         }
@@ -160,13 +181,20 @@ class ProviderClient:
         resp_id: str | None = None
         resp_model: str | None = None
         try:
-            async with self.session.post(url, json=body, headers=self._headers(ref), timeout=timeout) as r:
+            payload = json.dumps(body).encode("utf-8")
+            meter.request_bytes = len(payload)
+            async with self.session.post(url, data=payload, headers=self._headers(ref), timeout=timeout) as r:
                 if r.status >= 300:
                     text = (await r.text())[:300]
                     raise ProviderError(f"provider POST {url} answered {r.status}: {text}")
                 ctype = r.headers.get("Content-Type", "")
                 if "text/event-stream" not in ctype:
-                    data = await r.json(content_type=None)
+                    raw = await r.read()
+                    meter.got(len(raw))
+                    try:
+                        data = json.loads(raw)
+                    except ValueError as exc:
+                        raise ProviderError(f"provider POST {url} answered non-JSON: {exc}") from exc
                     choice = (data.get("choices") or [{}])[0]
                     content = ((choice.get("message") or {}).get("content")) or ""
                     if content:
@@ -175,7 +203,7 @@ class ProviderClient:
                                       usage=_usage(data.get("usage")), response_id=data.get("id"),
                                       response_model=data.get("model"))
                     return
-                async for line in _sse_lines(r.content):
+                async for line in _sse_lines(r.content, meter):
                     if line == "[DONE]":
                         break
                     try:
@@ -207,10 +235,32 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(input=i, output=o, total=int(raw.get("total_tokens") or i + o))
 
 
-async def _sse_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+@dataclass
+class _Meter:
+    """Byte counts and first-byte time of one model call (for the diagnostic ``model.call.*`` records)."""
+
+    started: float
+    request_bytes: int = 0
+    response_bytes: int = 0
+    first_byte: float | None = None
+
+    def got(self, n: int) -> None:
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+        self.response_bytes += n
+
+    def fields(self, ref: ModelRef) -> dict[str, Any]:
+        ttfb = None if self.first_byte is None else round((self.first_byte - self.started) * 1000)
+        return {"provider": ref.provider, "model": ref.model, "durationMs": round((time.monotonic() - self.started) * 1000),
+                "requestBytes": self.request_bytes, "responseBytes": self.response_bytes, "timeToFirstByteMs": ttfb}
+
+
+async def _sse_lines(content: aiohttp.StreamReader, meter: _Meter | None = None) -> AsyncIterator[str]:
     """The payloads of ``data:`` lines, in order (multi-line data joined with newlines)."""
     buf: list[str] = []
     async for raw in content:
+        if meter is not None:
+            meter.got(len(raw))
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line:
             if buf:

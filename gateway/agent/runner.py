@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.agent.provider import ModelRef, PreflightCache, ProviderClient, ProviderError, Usage, resolve_primary
+from gateway.diagnostics import DIAGNOSTICS_KEY
 from gateway.sessions import SessionStore, agent_of, canonical_key
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TurnResult:
 async def provider_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: one ``ClientSession`` + preflight cache for every turn of this app."""
     session = aiohttp.ClientSession()
-    app[PROVIDER_KEY] = ProviderClient(session, PreflightCache())
+    app[PROVIDER_KEY] = ProviderClient(session, PreflightCache(), app.get(DIAGNOSTICS_KEY))
     yield
     await session.close()
 

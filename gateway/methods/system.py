@@ -17,7 +17,8 @@ import sys
 from typing import Any
 
 from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, STATE_KEY
-from gateway.dispatch import PAIRING, MethodContext, method
+from gateway.diagnostics import DIAGNOSTICS_KEY, query_from_params
+from gateway.dispatch import PAIRING, MethodContext, MethodError, method
 from gateway.methods.health import _event_loop, session_summary
 from gateway.state import VERSION, now_ms
 
@@ -177,3 +178,13 @@ async def node_list(ctx: MethodContext, params: Any) -> Any:
 @method("device.pair.list", PAIRING)
 async def device_pair_list(ctx: MethodContext, params: Any) -> Any:
     return {"paired": ctx.app[DEVICES_KEY].list_paired(), "pending": []}
+
+
+@method("diagnostics.stability")
+async def diagnostics_stability(ctx: MethodContext, params: Any) -> Any:
+    """The diagnostic event ring (``gateway.diagnostics``), filtered by ``limit``/``type``/``sinceSeq``."""
+    try:
+        query = query_from_params(params)
+    except ValueError as exc:
+        raise MethodError("INVALID_REQUEST", str(exc)) from exc
+    return ctx.app[DIAGNOSTICS_KEY].snapshot(query)
