@@ -1,11 +1,11 @@
 """``health``: the health snapshot built from real state (config, session store, event-loop lag).
 
-Owns ``build_health`` (the legacy's key set: ok, ts, durationMs, plugins, channels, channelOrder,
+Owns ``build_health`` (the legacy's key set: ok, ts, durationMs, plugins, configReload, channels, channelOrder,
 channelLabels, heartbeatSeconds, defaultAgentId, agents, sessions, modelRuntime, eventLoop) and the snapshot
 cache (the legacy answers a cached snapshot: the same ``ts`` across calls until the next refresh).
-``plugins.loaded`` is empty: pyclaw loads no JS plugins (docs/compatibility.md). ``configReload`` is left out: the
-legacy reports its config file watcher's state there ("active"/"disabled") and omits it without a reloader; pyclaw
-has no config hot reload.
+``plugins.loaded`` is empty: pyclaw loads no JS plugins (docs/compatibility.md). ``configReload.hotReloadStatus`` is
+"disabled": the legacy's schema allows "active" (its config file watcher runs) or "disabled"; pyclaw has no config
+hot reload (docs/compatibility.md). It used to say "off", a value outside the legacy's schema.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def build_health(app: web.Application) -> dict[str, Any]:
         "ts": now_ms(),
         "durationMs": 0,
         "plugins": {"loaded": [], "errors": [], "unavailable": []},
+        "configReload": {"hotReloadStatus": "disabled"},
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},

@@ -45,7 +45,7 @@ DOCUMENTED = {
     ("connect", "payload.controlUiLinkReaders"),
     ("connect", "payload.pluginSurfaceUrls"),  # canvas plugin surface
     ("health", "payload.plugins.loaded.*"),  # no bundled JS plugins loaded
-    ("health", "payload.configReload"),  # no config hot reload, so no watcher state to report
+    ("health", "payload.configReload.hotReloadStatus"),  # no config hot reload: "disabled", legacy "active"
 }
 
 
@@ -54,7 +54,10 @@ def _sig(group: str, path: str) -> tuple[str, str]:
 
 
 @pytest.mark.timeout(900)
-async def test_connect_auth_error_scenarios_equal(legacy: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
+async def test_connect_auth_error_scenarios_equal(legacy_factory: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
+    # a legacy of its own: the session-wide one carries sessions made by earlier tests, which health reports
+    # (sessions.count/recent) while pyclaw starts empty here; both must start from the same (empty) state
+    legacy = legacy_factory("golden")
     token, hook = secrets.token_hex(24), secrets.token_hex(24)
     cfg = {"gateway": {"mode": "local", "bind": "loopback", "auth": {"mode": "token", "token": token}},
            "hooks": {"enabled": True, "token": hook, "path": "/hooks"},
