@@ -24,12 +24,13 @@ if [ ! -f "$stamp" ] || [ "$(cat $stamp)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 2. Debian packages for tests/bench/demo (real PostgreSQL, Prometheus incl. promtool, nginx-light).
+# 2. Debian packages for tests/bench/demo (real PostgreSQL, Prometheus incl. promtool, nginx-light, wrk).
 apt_pkgs=()
 command -v prometheus >/dev/null 2>&1 || apt_pkgs+=(prometheus)
 command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_pkgs+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || apt_pkgs+=(wrk)   # HTTP load generator for bench/proxy_bench.py
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian packages: ${apt_pkgs[*]}"
