@@ -53,14 +53,22 @@ def _sig(group: str, path: str) -> tuple[str, str]:
     return group, path
 
 
-@pytest.mark.timeout(900)
-async def test_connect_auth_error_scenarios_equal(legacy_factory: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
-    # a legacy of its own: the session-wide one carries sessions made by earlier tests, which health reports
-    # (sessions.count/recent) while pyclaw starts empty here; both must start from the same (empty) state
-    legacy = legacy_factory("golden")
-    token, hook = secrets.token_hex(24), secrets.token_hex(24)
-    cfg = {"gateway": {"mode": "local", "bind": "loopback", "auth": {"mode": "token", "token": token}},
+PW_SCENARIOS = ["pw-connect-password", "pw-connect-wrong-password", "pw-connect-missing-password",
+                "pw-connect-token-instead", "pw-tools-invoke-bearer-password", "pw-v1-models-bearer-password"]
+
+
+async def _replay_against_pyclaw(legacy: Any, tmp_path: Path, scenarios: list[str], auth: str,
+                                 model_url: str) -> None:
+    """Replay ``scenarios`` to ``legacy`` then to an in-process pyclaw with the same auth mode; every difference
+    must be in ``DOCUMENTED``. Prints the scenario and field parity figures."""
+    secret, hook = secrets.token_hex(24), secrets.token_hex(24)
+    cfg = {"gateway": {"mode": "local", "bind": "loopback", "auth": {"mode": auth, auth: secret},
+                       "http": {"endpoints": {"chatCompletions": {"enabled": True}, "responses": {"enabled": True}}}},
            "hooks": {"enabled": True, "token": hook, "path": "/hooks"},
+           "models": {"providers": {"fakellm": {
+               "baseUrl": model_url, "apiKey": "fake-key", "api": "openai-completions",
+               "models": [{"id": "fake-model", "name": "Fake", "reasoning": False, "input": ["text"],
+                           "contextWindow": 32000, "maxTokens": 1024}]}}},
            "agents": {"defaults": {"model": {"primary": "fakellm/fake-model"}}}}
     app = make_app(config_from_mapping(cfg, tmp_path))
     runner = web.AppRunner(app, handle_signals=False)
@@ -68,13 +76,16 @@ async def test_connect_auth_error_scenarios_equal(legacy_factory: Any, fake_mode
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    candidate = Target(url=f"http://127.0.0.1:{port}", token=token, hook_token=hook, name="candidate")
-    reference = Target(url=legacy.http_url, token=legacy.token, hook_token=legacy.hook_token, name="legacy")
+    candidate = Target(url=f"http://127.0.0.1:{port}", token=secret if auth == "token" else None,
+                       password=secret if auth == "password" else None, hook_token=hook, name="candidate",
+                       auth_mode=auth)
+    reference = Target(url=legacy.http_url, token=legacy.token, password=legacy.password, hook_token=legacy.hook_token,
+                       name="legacy", auth_mode=auth)
     unexpected: dict[str, list[tuple[str, str, str]]] = {}
     equal = fields = fields_equal = 0
     try:
-        traces, skipped = load_traces([str(GOLDEN / f"{s}.jsonl") for s in SCENARIOS], strict=True)
-        assert skipped == 0 and len(traces) == len(SCENARIOS)
+        traces, skipped = load_traces([str(GOLDEN / f"{s}.jsonl") for s in scenarios], strict=True)
+        assert skipped == 0 and len(traces) == len(scenarios)
         for item in traces:
             results = await replay_and_diff(item, reference, candidate, OPENCLAW, timeout=15, sequential=True)
             diffs = [(r.group, signature_path(d.path), d.kind.value) for _, r in results for d in r.diffs]
@@ -87,6 +98,20 @@ async def test_connect_auth_error_scenarios_equal(legacy_factory: Any, fake_mode
                 unexpected[item.scenario] = bad
     finally:
         await runner.cleanup()
-    print(f"golden connect/auth/error traces: {equal}/{len(SCENARIOS)} scenarios fully equal; "
+    print(f"golden {auth}-mode connect/auth/error traces: {equal}/{len(scenarios)} scenarios fully equal; "
           f"field parity {fields_equal}/{fields} = {fields_equal / max(fields, 1):.3f}")
     assert not unexpected, unexpected
+
+
+@pytest.mark.timeout(900)
+async def test_connect_auth_error_scenarios_equal(legacy_factory: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
+    # a legacy of its own: the session-wide one carries sessions made by earlier tests, which health reports
+    # (sessions.count/recent) while pyclaw starts empty here; both must start from the same (empty) state
+    await _replay_against_pyclaw(legacy_factory("golden"), tmp_path, SCENARIOS, "token", fake_model.url)
+
+
+@pytest.mark.timeout(900)
+async def test_password_mode_scenarios_equal(legacy_factory: Any, fake_model: FakeModelServer, tmp_path: Path) -> None:
+    """The pw-* golden traces (recorded from a password-mode legacy) against a password-mode legacy and pyclaw."""
+    await _replay_against_pyclaw(legacy_factory("golden-pw", auth="password"), tmp_path, PW_SCENARIOS, "password",
+                                 fake_model.url)
