@@ -204,14 +204,29 @@ async def sessions_list(ctx: MethodContext, params: Any) -> Any:
 
 
 def _session_row(r: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """One sessions.list row. As the legacy's (golden rpc-sessions-list): cron run sessions are classification
+    ``cron``, background, created by the system via cron; cron and /v1 (``openai:``/``openresponses:``) sessions
+    carry no ``chatType``."""
     is_main = r["key"] == "agent:main:main"
-    return {
-        "key": r["key"], "visibility": "shared", "kind": "direct", "classification": "main" if is_main else "custom",
-        "agentId": r["key"].split(":")[1], "isMain": is_main, "isBackground": False, "chatType": "direct",
+    rest = r["key"].split(":", 2)[2] if r["key"].count(":") >= 2 else ""
+    is_cron = rest.startswith("cron:")
+    row: dict[str, Any] = {"key": r["key"], "visibility": "shared"}
+    if is_cron:
+        row.update({"createdVia": "cron", "createdActor": {"type": "system"}})
+        if r.get("createdAt") is not None:
+            row["createdAt"] = r["createdAt"]
+    row.update({
+        "kind": "direct", "classification": "main" if is_main else "cron" if is_cron else "custom",
+        "agentId": r["key"].split(":")[1], "isMain": is_main, "isBackground": is_cron,
+    })
+    if not (is_cron or rest.startswith(("openai:", "openresponses:"))):
+        row["chatType"] = "direct"
+    row.update({
         "updatedAt": r.get("updatedAt"), "archived": False, "pinned": False, "unread": False,
         "sessionId": r.get("sessionId"), **THINKING, **defaults, "agentRuntime": dict(AGENT_RUNTIME),
         "hasActiveRun": False, "activeRunIds": [],
-    }
+    })
+    return row
 
 
 def _context_window(config: Any, provider: str, model: str) -> int | None:

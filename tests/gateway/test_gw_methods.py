@@ -207,3 +207,24 @@ async def test_config_get_reports_materialized_config(gw: RunningGateway) -> Non
     assert "entries" not in payload["parsed"]["agents"] and payload["sourceConfig"]["agents"]["entries"] == {"main": {}}
     assert payload["config"]["agents"]["defaults"]["compaction"] == {"mode": "safeguard"}
     assert payload["config"] == payload["runtimeConfig"] and payload["resolved"] == payload["sourceConfig"]
+
+
+async def test_sessions_list_classifies_cron_and_openai_rows_like_the_legacy(gw: RunningGateway) -> None:
+    """Golden rpc-sessions-list: a cron run session is classification cron, background, created by the system via
+    cron, with no chatType; /v1 (openai, openresponses) sessions carry no chatType either; main is direct."""
+    from gateway.app import SESSIONS_KEY
+
+    store = gw.app[SESSIONS_KEY]
+    cron = store.ensure("agent:main:cron:3026f9a7-160c-46e4-a480-4ee1946980a8")
+    store.ensure("agent:main:openai:ecaa1e7c-8958-454f-b540-03364bd2baf0")
+    store.ensure("agent:main:main")
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        rows = {r["key"]: r for r in (await c.call("sessions.list"))["payload"]["sessions"]}
+    row = rows[cron["key"]]
+    assert (row["classification"], row["isBackground"], row["createdVia"], row["createdActor"], row["createdAt"]) == (
+        "cron", True, "cron", {"type": "system"}, cron["createdAt"])
+    assert "chatType" not in row and "chatType" not in rows["agent:main:openai:ecaa1e7c-8958-454f-b540-03364bd2baf0"]
+    main = rows["agent:main:main"]
+    assert (main["classification"], main["isBackground"], main["chatType"]) == ("main", False, "direct")
+    assert "createdVia" not in main
