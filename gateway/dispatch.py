@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.app import STATE_KEY
 from gateway.protocol import error_shape
 from gateway.state import ClientConn
 
@@ -114,6 +115,8 @@ async def dispatch(ctx: MethodContext, params: Any) -> tuple[bool, Any, dict[str
     spec = METHODS.get(ctx.method)
     if spec is None:
         return False, None, error_shape("INVALID_REQUEST", f"unknown method: {ctx.method}")
+    state = ctx.app[STATE_KEY]
+    state.active_requests += 1
     try:
         return True, await spec.handler(ctx, params), None
     except MethodError as exc:
@@ -121,3 +124,5 @@ async def dispatch(ctx: MethodContext, params: Any) -> tuple[bool, Any, dict[str
     except Exception as exc:  # a handler bug must not kill the connection (legacy: UNAVAILABLE <err>)
         logger.exception("method %s failed", ctx.method)
         return False, None, error_shape("UNAVAILABLE", f"Error: {exc}")
+    finally:
+        state.active_requests -= 1

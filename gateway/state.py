@@ -160,6 +160,7 @@ class GatewayState:
         self.health_cache: dict[str, Any] | None = None
         self.presence_entries: dict[str, dict[str, Any]] = {}
         self.dedupe = Dedupe()
+        self.active_requests = 0  # RPC requests being handled (status: shutdownBudget.activeWork.rootRequests)
         self.last_heartbeat: Any = None
         self.accepting = True
         self.host = socket.gethostname()

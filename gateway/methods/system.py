@@ -69,7 +69,7 @@ async def status(ctx: MethodContext, params: Any) -> Any:
     provider, _, model = primary.partition("/")
     window = next((m.get("contextWindow") for m in config.get(f"models.providers.{provider}.models") or []
                    if isinstance(m, dict) and m.get("id") == model), None)
-    busy = sum(1 for c in ctx.app[STATE_KEY].clients.values() if c.authorized)
+    busy = max(0, ctx.app[STATE_KEY].active_requests - 1)  # other requests in flight (the legacy excludes the current)
     return {
         "runtimeVersion": VERSION, "pid": os.getpid(), "processMemory": _process_memory(), "eventLoop": _event_loop(),
         "workerPools": {}, "degradedPlugins": [], "degradedSecretOwners": [],

@@ -228,3 +228,12 @@ async def test_sessions_list_classifies_cron_and_openai_rows_like_the_legacy(gw:
     main = rows["agent:main:main"]
     assert (main["classification"], main["isBackground"], main["chatType"]) == ("main", False, "direct")
     assert "createdVia" not in main
+
+
+async def test_status_root_requests_counts_other_in_flight_requests_not_connections(gw: RunningGateway) -> None:
+    """The legacy's shutdownBudget.activeWork.rootRequests: active gateway requests other than the current one
+    (golden rpc-status: 0 while the caller's own status request runs), not connected clients."""
+    async with open_client(gw.url) as a, open_client(gw.url) as b:
+        assert (await a.connect(auth={"token": gw.token}))["ok"] and (await b.connect(auth={"token": gw.token}))["ok"]
+        status = (await a.call("status"))["payload"]
+    assert status["shutdownBudget"]["activeWork"]["rootRequests"] == 0
