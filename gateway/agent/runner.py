@@ -263,8 +263,8 @@ async def _stream(ev: _Events, client: ProviderClient, ref: ModelRef, messages: 
         "__openclaw": {"runId": run_id, "id": str(uuid.uuid4()), "recordTimestampMs": _now_ms(),
                        "seq": len(sessions.history(key)) + 1},
     })
-    sessions.update(key, model=ref.model, contextTokens=ref.context_window, totalTokens=u.input, status="done",
-                    abortedLastRun=False)
+    sessions.update(key, model=ref.model, modelProvider=ref.provider, contextTokens=ref.context_window,
+                    totalTokens=u.input, inputTokens=u.input, outputTokens=u.output, status="done", abortedLastRun=False)
     return TurnResult(run_id=run_id, session_key=key, session_id=session_id, ok=True, text=text, stop_reason=stop,
                       usage=usage, provider=ref.provider, model=ref.model, response_id=resp_id)
 

@@ -226,6 +226,11 @@ def _session_row(r: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
         "sessionId": r.get("sessionId"), **THINKING, **defaults, "agentRuntime": dict(AGENT_RUNTIME),
         "hasActiveRun": False, "activeRunIds": [],
     })
+    for k in ("abortedLastRun", "inputTokens", "outputTokens", "totalTokens", "status"):  # written by each run
+        if k in r:
+            row[k] = r[k]
+    if "totalTokens" in r:
+        row["totalTokensFresh"] = True
     return row
 
 

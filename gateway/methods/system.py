@@ -16,7 +16,7 @@ import shutil
 import sys
 from typing import Any
 
-from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, STATE_KEY
+from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, SESSIONS_KEY, STATE_KEY
 from gateway.diagnostics import DIAGNOSTICS_KEY, query_from_params
 from gateway.dispatch import PAIRING, MethodContext, MethodError, method
 from gateway.methods.health import _event_loop, session_summary
@@ -61,6 +61,31 @@ def _meminfo() -> tuple[int, int]:
     return total, free
 
 
+def _status_row(r: dict[str, Any], primary: str, model: str, window: int | None) -> dict[str, Any]:
+    """A ``status`` recent-session row from the session entry (the legacy's keys for what pyclaw tracks: no cache
+    token counts, no systemSent, no runtime label)."""
+    now = now_ms()
+    row: dict[str, Any] = {"agentId": r["key"].split(":")[1], "key": r["key"], "kind": "direct",
+                           "sessionId": r.get("sessionId"), "updatedAt": r.get("updatedAt"),
+                           "age": now - int(r.get("updatedAt") or now)}
+    for k in ("abortedLastRun", "inputTokens", "outputTokens", "totalTokens"):
+        if k in r:
+            row[k] = r[k]
+    context = r.get("contextTokens") or window
+    total = r.get("totalTokens")
+    if isinstance(total, int):
+        row["totalTokensFresh"] = True  # written at the end of every run
+        if isinstance(context, int) and context > 0:
+            row["remainingTokens"] = max(0, context - total)
+            row["percentUsed"] = round(total * 100 / context)
+    row.update({"model": r.get("model") or model or None, "configuredModel": primary, "selectedModel": primary,
+                "modelSelectionReason": None})
+    if context is not None:
+        row["contextTokens"] = context
+    row["flags"] = [f"id:{r['sessionId']}"] if r.get("sessionId") else []
+    return row
+
+
 @method("status")
 async def status(ctx: MethodContext, params: Any) -> Any:
     summary = session_summary(ctx.app)
@@ -69,6 +94,7 @@ async def status(ctx: MethodContext, params: Any) -> Any:
     provider, _, model = primary.partition("/")
     window = next((m.get("contextWindow") for m in config.get(f"models.providers.{provider}.models") or []
                    if isinstance(m, dict) and m.get("id") == model), None)
+    recent = [_status_row(r, primary, model, window) for r in ctx.app[SESSIONS_KEY].list()[:5]]
     busy = max(0, ctx.app[STATE_KEY].active_requests - 1)  # other requests in flight (the legacy excludes the current)
     return {
         "runtimeVersion": VERSION, "pid": os.getpid(), "processMemory": _process_memory(), "eventLoop": _event_loop(),
@@ -84,7 +110,7 @@ async def status(ctx: MethodContext, params: Any) -> Any:
             "stale_queued": 0, "stale_running": 0, "lost": 0, "delivery_failed": 0, "missing_cleanup": 0,
             "inconsistent_timestamps": 0}},
         "sessions": {"paths": [summary["path"]], "count": summary["count"], "defaults": {"model": model or None, "contextTokens": window},
-                     "recent": summary["recent"], "byAgent": [{"agentId": "main", **summary}]},
+                     "recent": recent, "byAgent": [{"agentId": "main", **summary, "recent": recent}]},
         "hostDesktop": {"enabled": False, "state": "disabled", "port": 5900},
         "shutdownBudget": {"timeoutMs": 3000, "reserveMs": 0, "nativeStopBudget": False,
                            "activeWork": {"rootRequests": busy, "cronRuns": 0, "sessionMutations": 0,

@@ -237,3 +237,37 @@ async def test_status_root_requests_counts_other_in_flight_requests_not_connecti
         assert (await a.connect(auth={"token": gw.token}))["ok"] and (await b.connect(auth={"token": gw.token}))["ok"]
         status = (await a.call("status"))["payload"]
     assert status["shutdownBudget"]["activeWork"]["rootRequests"] == 0
+
+
+async def test_status_recent_rows_carry_the_session_accounting(gw_factory: GatewayFactory,
+                                                               fake_model: FakeModelServer) -> None:
+    """Golden rpc-status: each recent row names agentId, kind, sessionId, token counts, the remaining context,
+    the configured/selected model and an ``id:<sessionId>`` flag (health keeps its short key/updatedAt/age rows)."""
+    from gateway.methods.health import session_summary
+
+    token = "tok-" + "s" * 20
+    async with gw_factory(data=offline_config(token, fake_model.url)) as g, open_client(g.url) as c:
+        assert (await c.connect(auth={"token": token}))["ok"]
+        assert (await c.call("chat.send", {"sessionKey": "main", "message": "ping", "idempotencyKey": "s-1"}))["ok"]
+        async with asyncio.timeout(30):
+            while True:
+                frame = await c.recv(30)
+                if frame.get("event") == "chat" and frame["payload"].get("state") in ("final", "error"):
+                    break
+        sessions = (await c.call("status"))["payload"]["sessions"]
+        listed = (await c.call("sessions.list"))["payload"]["sessions"][0]
+        health = session_summary(g.app)  # what health reports (its snapshot is cached)
+    row = sessions["recent"][0]
+    sid = row["sessionId"]
+    assert row["key"] == "agent:main:main" and row["agentId"] == "main" and row["kind"] == "direct"
+    assert row["inputTokens"] > 0 and row["outputTokens"] > 0 and row["totalTokens"] == row["inputTokens"]
+    assert row["totalTokensFresh"] is True and row["contextTokens"] == 32000
+    assert row["remainingTokens"] == 32000 - row["totalTokens"] and row["percentUsed"] == 0
+    assert (row["model"], row["configuredModel"], row["selectedModel"]) == ("fake-model", "fakellm/fake-model",
+                                                                            "fakellm/fake-model")
+    assert row["modelSelectionReason"] is None and row["flags"] == [f"id:{sid}"] and row["abortedLastRun"] is False
+    assert sessions["byAgent"][0]["recent"] == sessions["recent"]
+    assert set(health["recent"][0]) == {"key", "updatedAt", "age"}
+    assert (listed["inputTokens"], listed["outputTokens"], listed["totalTokens"], listed["totalTokensFresh"],
+            listed["status"], listed["abortedLastRun"]) == (row["inputTokens"], row["outputTokens"], row["totalTokens"],
+                                                           True, "done", False)
