@@ -1,8 +1,10 @@
 """Golden WS traces replayed against the real legacy and pyclaw: connect/auth/error scenarios must be equal.
 
-Every difference must be one of ``DOCUMENTED`` — real, known gaps (pyclaw advertises only the methods, events and
-capabilities it implements, and has no Control UI plugin descriptors); anything else fails the test. The figures
-(scenario and field parity over the replayed traces) are printed.
+Token-mode traces against a token-mode legacy of the test's own, the pw-* traces against a password-mode one; pyclaw
+runs in process with the same auth mode. Every difference must be one of ``DOCUMENTED`` — real, known gaps listed
+with their reasons in docs/compatibility.md (pyclaw advertises only the methods, events and capabilities it
+implements, and has no Control UI plugin descriptors); anything else fails the test. The figures (scenario and field
+parity over the replayed traces) are printed.
 """
 
 from __future__ import annotations
