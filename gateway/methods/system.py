@@ -65,11 +65,12 @@ def _status_row(r: dict[str, Any], primary: str, model: str, window: int | None)
     """A ``status`` recent-session row from the session entry (the legacy's keys for what pyclaw tracks: no cache
     token counts, no systemSent, no runtime label)."""
     now = now_ms()
-    row: dict[str, Any] = {"agentId": r["key"].split(":")[1], "key": r["key"], "kind": "direct",
+    cron = r["key"].split(":", 2)[-1].startswith("cron:")  # cron run rows: kind cron, no abortedLastRun (golden)
+    row: dict[str, Any] = {"agentId": r["key"].split(":")[1], "key": r["key"], "kind": "cron" if cron else "direct",
                            "sessionId": r.get("sessionId"), "updatedAt": r.get("updatedAt"),
                            "age": now - int(r.get("updatedAt") or now)}
     for k in ("abortedLastRun", "inputTokens", "outputTokens", "totalTokens"):
-        if k in r:
+        if k in r and not (cron and k == "abortedLastRun"):
             row[k] = r[k]
     context = r.get("contextTokens") or window
     total = r.get("totalTokens")

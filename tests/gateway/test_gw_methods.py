@@ -271,3 +271,14 @@ async def test_status_recent_rows_carry_the_session_accounting(gw_factory: Gatew
     assert (listed["inputTokens"], listed["outputTokens"], listed["totalTokens"], listed["totalTokensFresh"],
             listed["status"], listed["abortedLastRun"]) == (row["inputTokens"], row["outputTokens"], row["totalTokens"],
                                                            True, "done", False)
+
+
+async def test_status_recent_cron_rows_are_kind_cron(gw: RunningGateway) -> None:
+    from gateway.app import SESSIONS_KEY
+
+    key = "agent:main:cron:3026f9a7-160c-46e4-a480-4ee1946980a8"
+    gw.app[SESSIONS_KEY].update(key, abortedLastRun=False, totalTokens=10)
+    async with open_client(gw.url) as c:
+        assert (await c.connect(auth={"token": gw.token}))["ok"]
+        rows = {r["key"]: r for r in (await c.call("status"))["payload"]["sessions"]["recent"]}
+    assert rows[key]["kind"] == "cron" and "abortedLastRun" not in rows[key]  # golden rpc-status
