@@ -301,14 +301,12 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "_deep_memo", "_globs", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
-        self._globs: dict[str, dict[str, bool]] = {}
-        self._deep_memo: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -322,12 +320,15 @@ class Normalizer:
             for rule in _active(self.rules, ctx):
                 segs = self._compiled[rule.path]
                 deep_key = len(segs) == 2 and segs[0] == _DEEP and segs[1] not in (_ANY, _DEEP)
-                if deep_key and out and isinstance(out[-1], list):
-                    out[-1].append((rule, segs, _trigger(segs)))
-                elif deep_key:
-                    out.append([(rule, segs, _trigger(segs))])
+                if deep_key:
+                    group = out[-1] if out and isinstance(out[-1], _Group) else None
+                    if group is None:
+                        group = _Group()
+                        out.append(group)
+                    group.add(rule, segs)
                 else:
-                    out.append((rule, segs, _trigger(segs)))
+                    literal = not any(seg in _WILD or _is_glob(seg) for seg in segs)
+                    out.append((rule, segs, _trigger(segs), literal))
             plan = self._by_ctx[ctx] = tuple(out)
         return plan
 
@@ -344,19 +345,21 @@ class Normalizer:
         """
         result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
-        keys: set[str] | None = None if raw is None else set(_KEY_TOKEN.findall(raw))
+        pieces: set[str] = set() if raw is None else set(raw.split('"'))
         for step in self._plan(ctx):
-            if isinstance(step, list):
+            if isinstance(step, _Group):
                 # Consecutive "**.<key>" rules share ONE walk of the document (they are most of a profile).
-                live = [(r, segs[1]) for r, segs, trig in step if self._present(trig, keys)]
-                if live:
-                    need_path = track or any(isinstance(r, Tolerance | Monotonic) for r, _ in live)
-                    memo = self._deep_memo.setdefault(tuple(id(r) for r, _ in live), {})
-                    acts = [_action(r, result, track) for r, _ in live]
-                    _deep_keys(doc, [key for _, key in live], acts, memo, need_path)
+                live = step.live(raw, pieces)
+                if live is not None:
+                    rules, keys, memo, tolerant, hot = live
+                    acts = [_action(r, result, track) for r in rules]
+                    _deep_keys(doc, keys, acts, memo, track or tolerant, hot)
                 continue
-            rule, segs, trigger = step
+            rule, segs, trigger, literal = step
             first = segs[0]
+            if literal:
+                _visit_literal(doc, segs, _action(rule, result, track))
+                continue
             if (
                 isinstance(doc, dict)
                 and first not in doc
@@ -365,41 +368,152 @@ class Normalizer:
                 and "?" not in first
             ):
                 continue  # a literal first key the document lacks: nothing to match
-            if not self._present(trigger, keys):
+            if not self._present(trigger, raw, pieces):
                 continue
             _visit(doc, segs, 0, (), _action(rule, result, track))
         return result
 
-    def _present(self, trigger: str | None, keys: set[str] | None) -> bool:
-        """Whether a ``**`` rule's key can occur in the document (the raw text's object keys); unknown -> yes."""
-        if trigger is None or keys is None:
+    @staticmethod
+    def _present(trigger: str | None, raw: str | None, pieces: set[str]) -> bool:
+        """Whether a ``**`` rule's key can occur in the document; unknown (no raw text) -> yes.
+
+        ``pieces`` is the raw text split at every ``"``: a literal key occurs there whole. A glob needs one of its
+        literal edges (``AtMs"``) in the raw text. Both are necessary conditions for an object key to match, so
+        they may only let a rule run that then matches nothing -- never skip a key that is there.
+        """
+        if trigger is None or raw is None:
             return True
-        if not _is_glob(trigger):
-            return trigger in keys
-        memo = self._globs.setdefault(trigger, {})
-        for k in keys:
-            hit = memo.get(k)
-            if hit is None:
-                hit = memo[k] = fnmatchcase(k, trigger)
-            if hit:
-                return True
-        return False
+        test, arg = _trigger_test(trigger)
+        if test == _LIT:
+            return arg in pieces
+        return test == _ANYWHERE or arg in raw
 
 
-#: An object key in raw JSON text: a string token followed by ':' (possessive: linear on huge strings). It may
-#: over-match inside odd string values, which only makes a rule run when it need not.
-_KEY_TOKEN = re.compile(r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"\s*:')
+_LIT, _SUB, _ANYWHERE = 0, 1, 2
+_TRIGGER_TESTS: dict[str, tuple[int, str]] = {}
 
 
-_Planned = tuple[Rule, tuple[str, ...], str | None]
-_Step = _Planned | list[_Planned]
+def _trigger_test(trigger: str) -> tuple[int, str]:
+    """How to pre-check a trigger on raw text: ``(_LIT, key)`` (a piece between quotes), ``(_SUB, needle)`` (a
+    substring every matching raw key token has: ``AtMs"``, ``"host``) or ``(_ANYWHERE, "")`` (always run)."""
+    test = _TRIGGER_TESTS.get(trigger)
+    if test is None:
+        if '"' in trigger or "\\" in trigger:
+            test = (_ANYWHERE, "")
+        elif not _is_glob(trigger):
+            test = (_LIT, trigger)
+        else:
+            lead = re.match(r"[^*?\[]+", trigger)
+            tail = re.search(r"[^*?\]]+$", trigger)
+            if tail is not None and "[" not in tail.group():
+                test = (_SUB, f'{tail.group()}"')
+            elif lead is not None:
+                test = (_SUB, f'"{lead.group()}')
+            else:
+                test = (_ANYWHERE, "")
+        _TRIGGER_TESTS[trigger] = test
+    return test
+
+
+def _visit_literal(doc: Json, segs: tuple[str, ...], action: _Action) -> None:
+    """``_visit`` for a path of literal segments only: a plain descent, no recursion."""
+    node: Any = doc
+    path: list[str | int] = []
+    last = len(segs) - 1
+    for i, seg in enumerate(segs):
+        key: str | int
+        if isinstance(node, dict):
+            if seg not in node:
+                return
+            key = seg
+        elif isinstance(node, list) and seg.isdigit() and int(seg) < len(node):
+            key = int(seg)
+        else:
+            return
+        path.append(key)
+        if i == last:
+            action(node, key, tuple(path))
+            return
+        node = node[key]
+
+
+_Live = tuple[list["Rule"], list[str], dict[str, tuple[int, ...]], bool, set[str]]
+
+
+class _Group:
+    """Consecutive ``**.<key>`` rules of one plan, with what selects the live ones for a document cheaply."""
+
+    __slots__ = ("_cache", "_lit", "_others", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Rule, str, str | None]] = []
+        self._lit: dict[str, list[int]] = {}  # literal trigger -> rule indices
+        self._others: list[int] = []  # rules whose trigger needs its own test
+        self._cache: dict[tuple[int, ...], _Live] = {}
+
+    def add(self, rule: Rule, segs: tuple[str, ...]) -> None:
+        trig = _trigger(segs)
+        i = len(self.items)
+        self.items.append((rule, segs[1], trig))
+        if trig is not None and _trigger_test(trig)[0] == _LIT:
+            self._lit.setdefault(trig, []).append(i)
+        else:
+            self._others.append(i)
+
+    def live(self, raw: str | None, pieces: set[str]) -> _Live | None:
+        """(rules, keys, key memo, some rule needs concrete paths, hot keys) of the rules that can apply, or
+        ``None``."""
+        if raw is None:
+            idx = tuple(range(len(self.items)))
+        else:
+            hits = [i for t in pieces.intersection(self._lit) for i in self._lit[t]]
+            hits += [i for i in self._others if Normalizer._present(self.items[i][2], raw, pieces)]
+            if not hits:
+                return None
+            idx = tuple(sorted(hits))
+        entry = self._cache.get(idx)
+        if entry is None:
+            rules = [self.items[i][0] for i in idx]
+            entry = self._cache[idx] = (
+                rules,
+                [self.items[i][1] for i in idx],
+                {},
+                any(isinstance(r, Tolerance | Monotonic) for r in rules),
+                set(),
+            )
+        return entry
+
+
+_CONTAINER_TYPE: dict[type, bool] = {}
+
+
+def _has_containers(values: Iterable[Any]) -> bool:
+    """Whether any value is a dict or list; the types are collected at C speed (``set(map(type, ...))``)."""
+    for t in set(map(type, values)):
+        hit = _CONTAINER_TYPE.get(t)
+        if hit is None:
+            hit = _CONTAINER_TYPE[t] = issubclass(t, dict | list)
+        if hit:
+            return True
+    return False
+
+
+_Planned = tuple[Rule, tuple[str, ...], str | None, bool]
+_Step = _Planned | _Group
 
 
 def _deep_keys(
-    doc: Json, keys: list[str], acts: list[_Action], memo: dict[str, tuple[int, ...]], need_path: bool = True
+    doc: Json,
+    keys: list[str],
+    acts: list[_Action],
+    memo: dict[str, tuple[int, ...]],
+    need_path: bool = True,
+    hot: set[str] | None = None,
 ) -> None:
-    """One walk applying every ``**.<key>`` rule; ``memo`` (object key -> indices of matching rules) is kept by
-    the caller across documents with the same live rules."""
+    """One walk applying every ``**.<key>`` rule; ``memo`` (object key -> indices of matching rules) and ``hot``
+    (the memo's keys that match some rule) are kept by the caller across documents with the same live rules."""
+    if hot is None:
+        hot = {k for k, idx in memo.items() if idx}
 
     def acts_for(k: str) -> list[_Action]:
         idx = memo.get(k)
@@ -407,6 +521,8 @@ def _deep_keys(
             idx = memo[k] = tuple(
                 i for i, key in enumerate(keys) if key == k or (_is_glob(key) and fnmatchcase(k, key))
             )
+            if idx:
+                hot.add(k)
         return [acts[i] for i in idx]
 
     def walk(node: Json, prefix: tuple[str | int, ...]) -> None:
@@ -426,6 +542,16 @@ def _deep_keys(
     def walk_fast(node: Json) -> None:
         # No rule needs the concrete path (no tracking, no Tolerance/Monotonic): skip building it.
         if isinstance(node, dict):
+            if not node.keys() <= memo.keys():
+                for k in node:
+                    acts_for(k)
+            if hot.isdisjoint(node):
+                # No rule matches a key of this object, so nothing edits it: no snapshot needed.
+                if _has_containers(node.values()):
+                    for child in node.values():
+                        if isinstance(child, dict | list):
+                            walk_fast(child)
+                return
             for k, child in list(node.items()):
                 idx = memo.get(k)
                 if idx is None:
@@ -438,7 +564,7 @@ def _deep_keys(
                     child = node.get(k)
                 if isinstance(child, dict | list):
                     walk_fast(child)
-        else:
+        elif _has_containers(node):
             for child in node:
                 if isinstance(child, dict | list):
                     walk_fast(child)

@@ -1,0 +1,181 @@
+"""The differ's fast paths give exactly the verdicts and records of the straightforward ones, on the golden traces.
+
+* normalization with the raw-text pre-checks (``raw=...``: rules whose key cannot occur are skipped, walks skip
+  untouched objects) equals normalization with every rule run (``raw=None``);
+* ``_explain`` (own object descent, DeepDiff only on differing non-object children) equals DeepDiff run on the
+  whole document pair, record for record;
+* the big-integer pre-check matches the ``\\d{19,}`` regular expression on ASCII text and keeps big ints exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepdiff import DeepDiff
+
+from diffing import diff as D
+from recorder.format import read_trace
+from wire.correlate import correlate
+from wire.model import Close, Exchange, Json, Other
+from wire.normalize import numeric_normal
+from wire.profiles.openclaw import OPENCLAW
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+def _exchanges() -> list[Exchange]:
+    out: list[Exchange] = []
+    for path in sorted(GOLDEN.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            trace = read_trace(fh, path=str(path))
+        out += [e for e in correlate(trace.observations, OPENCLAW) if e.responses]
+    return out
+
+
+EXCHANGES = _exchanges()
+
+
+def _documents() -> list[tuple[Any, Json, str | None]]:
+    docs = []
+    for ex in EXCHANGES:
+        for r in ex.responses:
+            if isinstance(r, Other | Close):
+                continue
+            docs.append(D._document(r, ex, OPENCLAW))
+    return docs
+
+
+DOCS = _documents()
+
+
+def _paths(v: Json, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out += _paths(x, (*prefix, k))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            out += _paths(x, (*prefix, i))
+    return out
+
+
+def _mutants(doc: Json, rng: random.Random, n: int) -> list[Json]:
+    """``n`` copies of ``doc``, each with one or two edits: value, type, bool-for-int, removed, added, reordered."""
+    paths = [p for p in _paths(doc) if p]
+    out = []
+    for _ in range(n if paths else 0):
+        m = copy.deepcopy(doc)
+        for p in rng.sample(paths, min(len(paths), rng.choice((1, 2)))):
+            parent: Any = m
+            try:
+                for k in p[:-1]:
+                    parent = parent[k]
+                old = parent[p[-1]]
+            except (KeyError, IndexError, TypeError):
+                continue
+            op = rng.randrange(7)
+            if op == 0:
+                parent[p[-1]] = f"changed-{old!r}"[:40]
+            elif op == 1:
+                parent[p[-1]] = [old] if not isinstance(old, list) else {"was": old}
+            elif op == 2 and isinstance(parent, dict):
+                del parent[p[-1]]
+            elif op == 3 and isinstance(parent, dict):
+                parent[f"{p[-1]}Extra"] = {"nested": [1, True, None]}
+            elif op == 4 and isinstance(old, list) and len(old) > 1:
+                parent[p[-1]] = old[::-1]
+            elif op == 5 and isinstance(old, list):
+                parent[p[-1]] = old[:-1] + [1.5]
+            elif op == 6 and isinstance(old, bool | int) and old in (0, 1):
+                parent[p[-1]] = (not old) if isinstance(old, bool) else bool(old)
+        out.append(m)
+    return out
+
+
+def test_golden_documents_are_there() -> None:
+    assert len(EXCHANGES) > 100 and len(DOCS) > 200
+
+
+def test_raw_prechecks_change_no_normalization() -> None:
+    norm = OPENCLAW.normalizer
+    checked = 0
+    for ctx, doc, raw in DOCS:
+        if raw is None:
+            continue
+        fast = norm.normalize(copy.deepcopy(doc), ctx, raw=raw, track=True)
+        full = norm.normalize(copy.deepcopy(doc), ctx, raw=None, track=True)
+        canon = D._canonical(fast.value, full.value)
+        assert fast.value == full.value and canon[0] == canon[1]
+        assert fast.tolerant == full.tolerant and fast.monotonic == full.monotonic
+        assert fast.hidden == full.hidden
+        checked += 1
+    assert checked > 200
+
+
+def _explain_reference(a: Json, b: Json, size: int) -> list[D.Diff]:
+    """The explanation as it was first written: DeepDiff over the whole document pair."""
+    out: list[D.Diff] = []
+    b = D._order_prepass(a, b, "", out)
+    if size > D.DEEPDIFF_MAX_BYTES:
+        D._walk(a, b, "", out, D.MAX_DIFFS_PER_PAIR)
+        return out
+    tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
+    for report, levels in tree.items():
+        kind = D._DD_KIND.get(report, D.DiffKind.VALUE)
+        for level in levels:
+            path = ".".join(str(p) for p in level.path(output_format="list")) or "$"
+            legacy = None if kind is D.DiffKind.EXTRA else D.show(level.t1)
+            candidate = None if kind is D.DiffKind.MISSING else D.show(level.t2)
+            out.append(D.Diff(path, kind, legacy, candidate))
+    out.sort(key=lambda d: (d.path, d.kind))
+    return out[: D.MAX_DIFFS_PER_PAIR]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_explain_matches_whole_document_deepdiff(seed: int) -> None:
+    rng = random.Random(seed)
+    norm = OPENCLAW.normalizer
+    compared = differing = 0
+    for ctx, doc, raw in DOCS:
+        a = numeric_normal(norm.normalize(copy.deepcopy(doc), ctx, raw=raw).value)
+        for m in _mutants(doc, rng, 3):
+            b = numeric_normal(norm.normalize(m, ctx).value)
+            la, lb = D._canonical(a, b)
+            size = max(len(la), len(lb))
+            if size > D.DEEPDIFF_MAX_BYTES:
+                continue
+            got = D._explain(copy.deepcopy(a), copy.deepcopy(b), size)
+            want = _explain_reference(copy.deepcopy(a), copy.deepcopy(b), size)
+            assert got == want, (ctx, doc)
+            compared += 1
+            differing += bool(want)
+    assert compared > 300 and differing > 200
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"x": [1]}, {"x": [True]}),
+        ({"x": {"y": 0}}, {"x": {"y": False}}),
+        ({"x": 1}, {"x": 1.5}),
+        ([1, 2], [2, 1, 3]),
+        ("s", {"s": 1}),
+        ({"a": {"b": [{"c": 1}]}}, {"a": {"b": [{"c": 2, "d": None}]}, "e": []}),
+        ({"n": 2**70}, {"n": 2**70 + 1}),
+    ],
+)
+def test_explain_edge_cases_match_deepdiff(a: Json, b: Json) -> None:
+    assert D._explain(a, b, 100) == _explain_reference(a, b, 100)
+
+
+def test_big_int_precheck_matches_the_regular_expression() -> None:
+    rx = re.compile(r"\d{19,}")
+    texts = [raw for _, _, raw in DOCS if raw] + ["1" * 18, "1" * 19, "x 12345678901234567890 y", "é" + "9" * 19]
+    for t in texts:
+        assert D._big_int_run(t) == bool(rx.search(t)), t[:80]
+    assert D._loads('{"n": 123456789012345678901234567890}') == {"n": 123456789012345678901234567890}
