@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,6 +111,16 @@ class _Server(ThreadingHTTPServer):
     def count(self, key: str) -> None:
         with self._lock:
             self.counts[key] += 1
+
+    def handle_error(self, request: Any, client_address: tuple[str, int]) -> None:
+        # A client that hangs up mid-stream (a cancelled turn, a test closing early) is normal here:
+        # count it and log at debug instead of the stdlib's traceback on stderr.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            self.count("client disconnected")
+            logger.debug("fake model: client %s disconnected: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeModelServer:

@@ -103,3 +103,25 @@ def test_standalone_module_serves_on_the_given_port() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10 * S)
+
+
+def test_client_hanging_up_mid_stream_is_counted_not_dumped(server: FakeModelServer, capfd: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import struct
+    import time
+
+    body = json.dumps({"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+    deadline = time.monotonic() + 20 * S
+    while server.counts().get("client disconnected", 0) == 0 and time.monotonic() < deadline:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5 * S)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        sock.sendall(request)
+        sock.close()
+        time.sleep(0.05)
+    assert server.counts().get("client disconnected", 0) >= 1
+    # The server keeps serving, and nothing was dumped on stderr.
+    status, _, _ = _post(f"{server.url}/chat/completions", {"model": "fake-model", "messages": []})
+    assert status == 200
+    assert "Traceback" not in capfd.readouterr().err
