@@ -179,3 +179,15 @@ def test_big_int_precheck_matches_the_regular_expression() -> None:
     for t in texts:
         assert D._big_int_run(t) == bool(rx.search(t)), t[:80]
     assert D._loads('{"n": 123456789012345678901234567890}') == {"n": 123456789012345678901234567890}
+
+
+def test_canonical_leaf_count_matches_the_token_count() -> None:
+    rng = random.Random(7)
+    norm = OPENCLAW.normalizer
+    texts = [b"{}", b"[]", b"1", b'"a,b"', b'{"a,":[1,{},"x\\",y",[]]}', b'{"k":"\\u00e9,","n":[1e-7,-2,null]}']
+    for ctx, doc, raw in DOCS:
+        value = norm.normalize(copy.deepcopy(doc), ctx, raw=raw).value
+        texts.append(D._canonical(value, value)[0])
+        texts += [D._canonical(m, m)[0] for m in _mutants(doc, rng, 1)]
+    for t in texts:
+        assert D._canonical_leaves(t) == D._leaves(t), t[:200]
