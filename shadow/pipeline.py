@@ -236,7 +236,18 @@ def _executor(workers: int) -> Any:
 
         pool = _EXECUTORS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                                          initializer=_lower_priority)
+        if len(_EXECUTORS) == 1:
+            import atexit
+
+            atexit.register(_shutdown_executors)
     return pool
+
+
+def _shutdown_executors() -> None:
+    """Stop the diff workers before interpreter teardown (an executor collected after it logs a spurious error)."""
+    while _EXECUTORS:
+        _, pool = _EXECUTORS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _warm() -> None:
