@@ -223,7 +223,7 @@ def _visit(node: Json, segs: tuple[str, ...], i: int, prefix: tuple[str | int, .
         if last:
             raise ValueError("'**' cannot be the last path segment")
         _visit(node, segs, i + 1, prefix, action)  # zero levels
-        if isinstance(node, dict | list):
+        if isinstance(node, dict | list) and _has_containers(node.values() if isinstance(node, dict) else node):
             for key, child in list(node.items()) if isinstance(node, dict) else list(enumerate(node)):
                 if isinstance(child, dict | list):
                     _visit(child, segs, i, (*prefix, key), action)
@@ -301,12 +301,13 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "_lits", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
+        self._lits: dict[Context, frozenset[str]] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -329,6 +330,11 @@ class Normalizer:
                 else:
                     literal = not any(seg in _WILD or _is_glob(seg) for seg in segs)
                     out.append((rule, segs, _trigger(segs), literal))
+            lits: set[str] = set()
+            for step in out:
+                triggers = [t for _, _, t in step.items] if isinstance(step, _Group) else [step[2]]
+                lits.update(t for t in triggers if t is not None and _trigger_test(t)[0] == _LIT)
+            self._lits[ctx] = frozenset(lits)
             plan = self._by_ctx[ctx] = tuple(out)
         return plan
 
@@ -345,8 +351,10 @@ class Normalizer:
         """
         result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
-        pieces: set[str] = set() if raw is None else set(raw.split('"'))
-        for step in self._plan(ctx):
+        plan = self._plan(ctx)
+        # The plan's literal trigger keys that occur whole between two '"' of the raw text (one C-speed pass).
+        pieces: frozenset[str] = frozenset() if raw is None else self._lits[ctx].intersection(raw.split('"'))
+        for step in plan:
             if isinstance(step, _Group):
                 # Consecutive "**.<key>" rules share ONE walk of the document (they are most of a profile).
                 live = step.live(raw, pieces)
@@ -374,10 +382,11 @@ class Normalizer:
         return result
 
     @staticmethod
-    def _present(trigger: str | None, raw: str | None, pieces: set[str]) -> bool:
+    def _present(trigger: str | None, raw: str | None, pieces: frozenset[str]) -> bool:
         """Whether a ``**`` rule's key can occur in the document; unknown (no raw text) -> yes.
 
-        ``pieces`` is the raw text split at every ``"``: a literal key occurs there whole. A glob needs one of its
+        ``pieces`` holds the plan's literal keys found between two ``"`` of the raw text: a literal key occurs
+        there whole. A glob needs one of its
         literal edges (``AtMs"``) in the raw text. Both are necessary conditions for an object key to match, so
         they may only let a rule run that then matches nothing -- never skip a key that is there.
         """
@@ -460,7 +469,7 @@ class _Group:
         else:
             self._others.append(i)
 
-    def live(self, raw: str | None, pieces: set[str]) -> _Live | None:
+    def live(self, raw: str | None, pieces: frozenset[str]) -> _Live | None:
         """(rules, keys, key memo, some rule needs concrete paths, hot keys) of the rules that can apply, or
         ``None``."""
         if raw is None:
@@ -649,7 +658,7 @@ def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
             v = c[k]
             if isinstance(v, list):
                 hit(p)
-                if all(type(x) is str for x in v):  # the common case (method/event names): no JSON encoding
+                if set(map(type, v)) <= {str}:  # the common case (method/event names): no JSON encoding
                     c[k] = sorted(set(v))
                 else:
                     seen = {canonical_text(x): x for x in v}
