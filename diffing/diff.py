@@ -197,6 +197,17 @@ def _canonical_leaves(text: bytes) -> int:
     return text.count(b",") - b"".join(parts[1::2]).count(b",") + 1
 
 
+_FLOAT_TOKEN = re.compile(rb"\d[.eE]")
+
+
+def _floats(text: bytes) -> bool:
+    """Whether compact canonical JSON may hold a float: a digit followed by ``.``/``e`` outside strings (any
+    escape in the text -> assume yes)."""
+    if b"\\" in text:
+        return True
+    return _FLOAT_TOKEN.search(b"".join(text.split(b'"')[0::2])) is not None
+
+
 def _leaves(text: bytes | str) -> int:
     s = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     found = _LEAF.findall(s)
@@ -396,8 +407,11 @@ def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: 
     leaves = _canonical_leaves(lc) + len(la.tolerant)
     diffs: list[Diff] = []
     if lc != cc:
-        a, b = numeric_normal(la.value), numeric_normal(ca.value)
-        lc2, cc2 = _canonical(a, b, max(len(lc), len(cc)) > _HUGE)
+        if _floats(lc) or _floats(cc):
+            a, b = numeric_normal(la.value), numeric_normal(ca.value)
+            lc2, cc2 = _canonical(a, b, max(len(lc), len(cc)) > _HUGE)
+        else:  # no float on either side: the numeric policy changes nothing
+            a, b, lc2, cc2 = la.value, ca.value, lc, cc
         if lc2 != cc2:
             for d in _explain(a, b, max(len(lc2), len(cc2))):
                 path = _join(prefix, d.path) if d.path != "$" else (prefix or "$")

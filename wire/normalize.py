@@ -366,7 +366,7 @@ class Normalizer:
             rule, segs, trigger, literal = step
             first = segs[0]
             if literal:
-                _visit_literal(doc, segs, _action(rule, result, track))
+                _visit_literal(doc, segs, rule, result, track)
                 continue
             if (
                 isinstance(doc, dict)
@@ -424,8 +424,9 @@ def _trigger_test(trigger: str) -> tuple[int, str]:
     return test
 
 
-def _visit_literal(doc: Json, segs: tuple[str, ...], action: _Action) -> None:
-    """``_visit`` for a path of literal segments only: a plain descent, no recursion."""
+def _visit_literal(doc: Json, segs: tuple[str, ...], rule: Rule, out: Normalized, track: bool) -> None:
+    """``_visit`` for a path of literal segments only: a plain descent, no recursion; the rule's action is only
+    built when the path exists."""
     node: Any = doc
     path: list[str | int] = []
     last = len(segs) - 1
@@ -441,7 +442,7 @@ def _visit_literal(doc: Json, segs: tuple[str, ...], action: _Action) -> None:
             return
         path.append(key)
         if i == last:
-            action(node, key, tuple(path))
+            _action(rule, out, track)(node, key, tuple(path))
             return
         node = node[key]
 

@@ -191,3 +191,17 @@ def test_canonical_leaf_count_matches_the_token_count() -> None:
         texts += [D._canonical(m, m)[0] for m in _mutants(doc, rng, 1)]
     for t in texts:
         assert D._canonical_leaves(t) == D._leaves(t), t[:200]
+
+
+def test_float_precheck_finds_every_float() -> None:
+    for v in [1.0, [1, 2.5], {"a": "x", "b": 1e20}, {"x": -0.0}, {"n": [{"m": 3.25}]}]:
+        assert D._floats(D._canonical(v, v)[0]), v
+    for v in [1, {"a": "1.5e3", "b": [1, 2, True, False, None]}, {"e.": "2.0"}]:
+        assert not D._floats(D._canonical(v, v)[0]), v
+    assert D._floats(b'{"a\\"":1}')  # an escape: assume floats
+    rng = random.Random(11)
+    for _, doc, _ in DOCS:
+        for v in [doc, *_mutants(doc, rng, 1)]:
+            canon = D._canonical(v, v)[0]
+            if not D._floats(canon):
+                assert D._canonical(numeric_normal(v), v) == (canon, canon)
