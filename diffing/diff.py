@@ -297,18 +297,21 @@ def _join(prefix: str, key: Any) -> str:
 
 
 def _order_prepass(a: Json, b: Json, path: str, out: list[Diff]) -> Json:
-    """Report lists that are permutations once as ``order``; return ``b`` with those lists put in ``a``'s order."""
+    """Report lists that are permutations once as ``order``; return ``b`` with those lists put in ``a``'s order.
+
+    Equal (``==``) subtrees are taken from ``b`` as they are: no list inside them can be a reordering."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return {k: (_order_prepass(a[k], v, _join(path, k), out) if k in a else v) for k, v in b.items()}
+        return {k: (_order_prepass(a[k], v, _join(path, k), out) if k in a and a[k] != v else v) for k, v in b.items()}
     if isinstance(a, list) and isinstance(b, list):
         if len(a) == len(b) and a != b:
             ka = sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in a) if len(a) < 10_000 else None
             if ka is not None and ka == sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in b):
                 out.append(Diff(path or "$", DiffKind.ORDER, show(a), show(b)))
                 return a
-        return [_order_prepass(x, y, _join(path, i), out) for i, (x, y) in enumerate(zip(a, b, strict=False))] + b[
-            len(a) :
-        ]
+        return [
+            _order_prepass(x, y, _join(path, i), out) if x != y else y
+            for i, (x, y) in enumerate(zip(a, b, strict=False))
+        ] + b[len(a) :]
     return b
 
 
@@ -359,6 +362,17 @@ def _same(a: Json, b: Json) -> bool:
     return bool(a == b)
 
 
+def _same_fast(a: Json, b: Json) -> bool:
+    """``_same`` with the common case at C speed: unequal -> no; equal -> the sorted-key orjson texts (which
+    tell ``true`` from ``1`` and ``1.0e18`` from ``10**18``) decide, ``_same`` when orjson cannot encode."""
+    if a != b:
+        return False
+    try:
+        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return _same(a, b)
+
+
 def _deepdiff(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
     """DeepDiff's findings for one (sub)document pair, paths prefixed with where it sits."""
     tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
@@ -381,7 +395,7 @@ def _dict_descent(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
     for k, v in a.items():
         if k not in b:
             out.append(Diff(".".join(str(p) for p in (*prefix, k)), DiffKind.MISSING, show(v), None))
-        elif not _same(v, b[k]):
+        elif not _same_fast(v, b[k]):
             _dict_descent(v, b[k], [*prefix, k], out)
     for k, v in b.items():
         if k not in a:

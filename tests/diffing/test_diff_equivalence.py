@@ -167,6 +167,10 @@ def test_explain_matches_whole_document_deepdiff(seed: int) -> None:
         ("s", {"s": 1}),
         ({"a": {"b": [{"c": 1}]}}, {"a": {"b": [{"c": 2, "d": None}]}, "e": []}),
         ({"n": 2**70}, {"n": 2**70 + 1}),
+        ({"n": 2**70, "m": [1]}, {"n": 2**70, "m": [2]}),
+        ({"f": [0.0], "g": 1}, {"f": [-0.0], "g": 2}),
+        ({"big": [2**60], "g": 1}, {"big": [float(2**60)], "g": 1}),
+        ({"o": [{"a": 1, "b": 2}]}, {"o": [{"b": 2, "a": 1}], "p": 1}),
     ],
 )
 def test_explain_edge_cases_match_deepdiff(a: Json, b: Json) -> None:
