@@ -69,8 +69,16 @@ def method(name: str, scope: str | None = READ) -> Callable[[Handler], Handler]:
     return deco
 
 
+_loaded = False
+
+
 def _load() -> None:
+    global _loaded
+    if _loaded:  # hot path: hello-ok asks on every connect
+        return
     from gateway.methods import agents, config, health, inventory, system  # noqa: F401  (registration side effects)
+
+    _loaded = True
 
 
 def implemented_methods() -> list[str]:

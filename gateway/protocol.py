@@ -145,8 +145,62 @@ def _esc(key: str) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
 
 
+_NAMES: dict[int, tuple[S, frozenset[str]]] = {}
+
+
+def _names(s: S) -> frozenset[str]:
+    """The property names of object schema ``s`` (cached per node; the entry keeps ``s`` alive, so ids stay unique)."""
+    hit = _NAMES.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    names = frozenset(p[0] for p in s.props)
+    _NAMES[id(s)] = (s, names)
+    return names
+
+
+def _ok(s: S, v: Any, depth: int = 0) -> bool:
+    """True exactly when ``_walk`` would report no error, without building paths or messages (the common case)."""
+    if depth > 64:
+        return False
+    kind = s.kind
+    if kind == "any":
+        return True
+    if kind == "const":
+        return bool(v == s.values[0]) and type(v) is type(s.values[0])
+    if kind == "enum":
+        return any(v == x and type(v) is type(x) for x in s.values)
+    if kind == "union":
+        return any(_ok(o, v, depth + 1) for o in s.options)
+    if not _type_ok(kind, v):
+        return False
+    if kind == "string":
+        return not ((s.min is not None and len(v) < s.min) or (s.max is not None and len(v) > s.max))
+    if kind in ("integer", "number"):
+        return not (s.min is not None and v < s.min)
+    if kind == "array":
+        assert s.items is not None
+        return all(_ok(s.items, item, depth + 1) for item in v)
+    if kind == "record":
+        assert s.items is not None
+        return all(_ok(s.items, item, depth + 1) for item in v.values())
+    if kind == "object":
+        for name, _, required in s.props:
+            if required and name not in v:
+                return False
+        if s.closed:
+            names = _names(s)
+            if any(k not in names for k in v):
+                return False
+        for name, sub_schema, _ in s.props:
+            if name in v and not _ok(sub_schema, v[name], depth + 1):
+                return False
+    return True
+
+
 def validate(schema: S, value: Any) -> list[str]:
     """AJV-style error parts (already de-duplicated, in AJV's order); empty when valid."""
+    if _ok(schema, value):
+        return []
     out: list[str] = []
     _walk(schema, value, "", out)
     return list(dict.fromkeys(out))

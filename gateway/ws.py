@@ -92,13 +92,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not state.accepting:
         conn.request_close(1012, "service restart")
 
-    async def handshake_deadline() -> None:
-        await asyncio.sleep(config.handshake_timeout_ms / 1000)
+    def handshake_deadline() -> None:
         if not conn.authorized:
             log.info("handshake timeout")
             conn.request_close(1000, "")
 
-    timer: asyncio.Future[None] = asyncio.ensure_future(handshake_deadline())
+    # a timer handle, not a task: cheaper to arm and cancel on every connect
+    timer = asyncio.get_running_loop().call_later(config.handshake_timeout_ms / 1000, handshake_deadline)
     inflight: set[asyncio.Future[Any]] = set()
     try:
         while conn.close_request is None:
