@@ -366,7 +366,8 @@ class Normalizer:
             rule, segs, trigger, literal = step
             first = segs[0]
             if literal:
-                _visit_literal(doc, segs, rule, result, track)
+                if not isinstance(doc, dict) or first in doc:  # most literal paths miss at the first key
+                    _visit_literal(doc, segs, rule, result, track)
                 continue
             if (
                 isinstance(doc, dict)
