@@ -163,36 +163,51 @@ def _ok(s: S, v: Any, depth: int = 0) -> bool:
     if depth > 64:
         return False
     kind = s.kind
+    if kind == "string":
+        if not isinstance(v, str):
+            return False
+        return not ((s.min is not None and len(v) < s.min) or (s.max is not None and len(v) > s.max))
+    if kind == "object":
+        if not isinstance(v, dict):
+            return False
+        for name, _, required in s.props:
+            if required and name not in v:
+                return False
+        if s.closed and not _names(s).issuperset(v):
+            return False
+        depth += 1
+        for name, sub_schema, _ in s.props:
+            if name in v and not _ok(sub_schema, v[name], depth):
+                return False
+        return True
+    if kind == "enum":
+        for x in s.values:
+            if v == x and type(v) is type(x):
+                return True
+        return False
     if kind == "any":
         return True
     if kind == "const":
         return bool(v == s.values[0]) and type(v) is type(s.values[0])
-    if kind == "enum":
-        return any(v == x and type(v) is type(x) for x in s.values)
     if kind == "union":
-        return any(_ok(o, v, depth + 1) for o in s.options)
+        for o in s.options:
+            if _ok(o, v, depth + 1):
+                return True
+        return False
     if not _type_ok(kind, v):
         return False
-    if kind == "string":
-        return not ((s.min is not None and len(v) < s.min) or (s.max is not None and len(v) > s.max))
     if kind in ("integer", "number"):
         return not (s.min is not None and v < s.min)
     if kind == "array":
         assert s.items is not None
-        return all(_ok(s.items, item, depth + 1) for item in v)
+        for item in v:
+            if not _ok(s.items, item, depth + 1):
+                return False
+        return True
     if kind == "record":
         assert s.items is not None
-        return all(_ok(s.items, item, depth + 1) for item in v.values())
-    if kind == "object":
-        for name, _, required in s.props:
-            if required and name not in v:
-                return False
-        if s.closed:
-            names = _names(s)
-            if any(k not in names for k in v):
-                return False
-        for name, sub_schema, _ in s.props:
-            if name in v and not _ok(sub_schema, v[name], depth + 1):
+        for item in v.values():
+            if not _ok(s.items, item, depth + 1):
                 return False
     return True
 
