@@ -56,6 +56,7 @@ __all__ = [
     "When",
     "apply",
     "canonical_text",
+    "json_type",
     "numeric_normal",
     "parse_path",
     "rule_from_mapping",
@@ -255,7 +256,8 @@ def _is_num(v: Json) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _json_type(v: Json) -> str:
+def json_type(v: Json) -> str:
+    """The JSON type name of a decoded value: null, boolean, number, string, array or object."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -641,7 +643,7 @@ def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
 
         def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
             hit(p)
-            c[k] = placeholder if placeholder is not None else f"<masked:{_json_type(c[k])}>"
+            c[k] = placeholder if placeholder is not None else f"<masked:{json_type(c[k])}>"
 
     elif isinstance(rule, Regex):
         rx = re.compile(rule.pattern)

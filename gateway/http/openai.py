@@ -23,8 +23,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http import headers as hh
-from gateway.http.auth import require_bearer
-from gateway.http.bodies import read_json_body
+from gateway.http.auth import authorized_json_post, require_bearer
+from gateway.http.bodies import BodyResult
+from wire.normalize import json_type
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,6 @@ INVALID_MODEL = "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`."
 # -- zod-like validation -------------------------------------------------------------------------------------------
 
 
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def _check(value: Any, kind: str) -> str | None:
@@ -56,8 +45,8 @@ def _check(value: Any, kind: str) -> str | None:
         ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(x, str) for x in value))
         return None if ok else "Invalid input"
     if kind in ("int+", "number") or kind.startswith("range"):
-        if _type_name(value) != "number":
-            return f"Invalid input: expected number, received {_type_name(value)}"
+        if json_type(value) != "number":
+            return f"Invalid input: expected number, received {json_type(value)}"
         if kind == "int+":
             if float(value) != int(value):
                 return "Invalid input: expected int, received number"
@@ -70,15 +59,15 @@ def _check(value: Any, kind: str) -> str | None:
             if value > hi:
                 return f"Too big: expected number to be <={hi:g}"
         return None
-    if _type_name(value) != kind:
-        return f"Invalid input: expected {kind}, received {_type_name(value)}"
+    if json_type(value) != kind:
+        return f"Invalid input: expected {kind}, received {json_type(value)}"
     return None
 
 
 def validate(body: Any, fields: list[tuple[str, str, str]], strict: bool = False) -> str | None:
     """First issue as ``<path>: <message>``; fields are (name, kind, "required"|"optional"|"nullish")."""
     if not isinstance(body, dict):
-        return f": Invalid input: expected object, received {_type_name(body)}"
+        return f": Invalid input: expected object, received {json_type(body)}"
     for name, kind, presence in fields:
         if name not in body:
             if presence == "required":
@@ -185,27 +174,6 @@ def _emitter(request: web.Request, on_agent: Any = None) -> Any:
     return emit
 
 
-async def _authorize_post(request: web.Request) -> web.StreamResponse | _Body:
-    if request.method != "POST":
-        return hh.method_not_allowed("POST")
-    denied = await require_bearer(request)
-    if denied is not None:
-        return denied
-    body = await read_json_body(request, MAX_BODY_BYTES)
-    if not body.ok:
-        if body.too_large:
-            return hh.rejection(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
-        return hh.invalid_request(body.error)
-    return _Body(body.value)
-
-
-class _Body:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 def _sse_response() -> web.StreamResponse:
     resp = web.StreamResponse(status=200)
     resp.headers["Content-Type"] = hh.SSE_TYPE
@@ -298,8 +266,8 @@ def _chat_prompt(messages: Any) -> tuple[str, str]:
 async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     from gateway.agent.runner import run_turn
 
-    got = await _authorize_post(request)
-    if not isinstance(got, _Body):
+    got = await authorized_json_post(request, MAX_BODY_BYTES)
+    if not isinstance(got, BodyResult):
         return got
     payload = got.value
     error = validate(payload, CHAT_FIELDS)
@@ -308,7 +276,7 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     so = payload.get("stream_options")
     if isinstance(so, dict) and "include_usage" in so and not isinstance(so["include_usage"], bool):
         return hh.invalid_request(f"stream_options.include_usage: Invalid input: expected boolean, received "
-                                  f"{_type_name(so['include_usage'])}")
+                                  f"{json_type(so['include_usage'])}")
     stream = payload.get("stream") is True
     include_usage = stream and isinstance(so, dict) and so.get("include_usage") is True
     model = payload["model"] if isinstance(payload.get("model"), str) else "openclaw"
@@ -426,8 +394,8 @@ def _item(item_id: str, text: str, status: str, phase: str | None = None) -> dic
 async def handle_responses(request: web.Request) -> web.StreamResponse:
     from gateway.agent.runner import run_turn
 
-    got = await _authorize_post(request)
-    if not isinstance(got, _Body):
+    got = await authorized_json_post(request, MAX_BODY_BYTES)
+    if not isinstance(got, BodyResult):
         return got
     payload = got.value
     error = validate(payload, RESPONSES_FIELDS, strict=True) or _check_responses_input(payload)

@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http import headers as hh
-from gateway.http.auth import require_bearer
-from gateway.http.bodies import read_json_body
+from gateway.http.auth import authorized_json_post
+from gateway.http.bodies import BodyResult
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +37,9 @@ async def handle_tools_invoke(request: web.Request) -> web.StreamResponse:
     from gateway.agent.tools import ToolInputError, ToolRegistry
     from gateway.app import TOOLS_KEY
 
-    if request.method != "POST":
-        return hh.method_not_allowed("POST")
-    denied = await require_bearer(request)
-    if denied is not None:
-        return denied
-    body = await read_json_body(request, MAX_BODY_BYTES)
-    if not body.ok:
-        if body.too_large:
-            return hh.rejection(413, {"error": {"message": "Payload too large", "type": "invalid_request_error"}})
-        return hh.invalid_request(body.error)
+    body = await authorized_json_post(request, MAX_BODY_BYTES)
+    if not isinstance(body, BodyResult):
+        return body
     data = body.value if isinstance(body.value, dict) else {}
     raw_name = data.get("name") if data.get("name") is not None else data.get("tool")
     name = _opt_str(raw_name) or ""
