@@ -24,28 +24,7 @@ from wire.model import ExchangeKind
 ROOT = Path(__file__).resolve().parents[2]
 PARITY = [sys.executable, "-m", "parity"]
 
-POLICY = """
-[defaults]
-min_samples = 50
-min_parity = 0.99
-max_latency_ratio = 1.5
-max_error_rate_delta = 0.01
-max_unreviewed_severity = "minor"
-
-[[group]]
-name = "chat"
-match = ["chat.*"]
-min_samples = 20
-
-[[group]]
-name = "reads"
-match = ["health", "*.list"]
-
-[[group]]
-name = "hooks"
-match = "* /hooks/*"
-optional = true
-"""
+POLICY = (ROOT / "tests" / "data" / "gate-policy.toml").read_text()
 
 
 def pair(route: str, i: int, *, diffs: Iterable[Diff] = (), legacy_latency: float = 0.010,

@@ -28,28 +28,7 @@ from wire.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-POLICY = """
-[defaults]
-min_samples = 50
-min_parity = 0.99
-max_latency_ratio = 1.5
-max_error_rate_delta = 0.01
-max_unreviewed_severity = "minor"
-
-[[group]]
-name = "chat"
-match = ["chat.*"]
-min_samples = 20
-
-[[group]]
-name = "reads"
-match = ["health", "*.list"]
-
-[[group]]
-name = "hooks"
-match = "* /hooks/*"
-optional = true
-"""
+POLICY = (ROOT / "tests" / "data" / "gate-policy.toml").read_text()
 
 
 def policy(text: str = POLICY) -> GatePolicy:
