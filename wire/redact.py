@@ -25,8 +25,16 @@ __all__ = ["SECRET_HEADERS", "SECRET_KEYS", "Redactor"]
 SECRET_HEADERS = frozenset({"authorization", "x-openclaw-token", "proxy-authorization", "cookie", "set-cookie"})
 #: JSON object keys whose string values are always masked wherever they appear.
 SECRET_KEYS = frozenset(
-    {"token", "password", "signature", "deviceToken", "bootstrapToken", "approvalRuntimeToken",
-     "agentRuntimeIdentityToken", "apiKey"}
+    {
+        "token",
+        "password",
+        "signature",
+        "deviceToken",
+        "bootstrapToken",
+        "approvalRuntimeToken",
+        "agentRuntimeIdentityToken",
+        "apiKey",
+    }
 )
 _MASK = "<REDACTED>"
 
