@@ -143,7 +143,7 @@ def _summary(results: list[tuple[Scenario, ScenarioResult | None]], out: Path, c
 @contextmanager
 def boot_legacies(scenarios: list[Scenario], run_dir: Path | None, console: Console) -> Iterator[Targets]:
     """Boot the fake model and a contained legacy per auth mode the scenarios need; stop them on exit."""
-    from parity.legacy import FakeModelServer, LegacyGateway, LegacyOptions
+    from parity.legacy import FakeModelServer, LegacyGateway, LegacyOptions, find_installation
 
     need_pw = any(s.auth_mode == "password" for s in scenarios)
     need_token = any(s.auth_mode == "token" for s in scenarios)
@@ -171,6 +171,9 @@ def boot_legacies(scenarios: list[Scenario], run_dir: Path | None, console: Cons
                 secrets[f"{k}" if k not in secrets else f"{k}_{mode.upper()}"] = v
             targets[mode] = Target(url=gw.http_url, token=gw.token, password=gw.password, hook_token=gw.hook_token,
                                    name=f"legacy-{mode}", auth_mode=mode)
+        # Not a secret, but machine-specific: the legacy reports its own install path (hooks.status,
+        # skills.status). A stable placeholder keeps golden traces free of this machine's paths.
+        secrets["LEGACY_APP"] = str(find_installation().app_dir)
         yield Targets(targets.get("token"), targets.get("password"), secrets)
 
 

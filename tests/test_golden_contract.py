@@ -261,3 +261,13 @@ async def test_recorded_traces_hold_none_of_the_live_secrets(legacy: Any, tmp_pa
         text = path.read_text(encoding="utf-8")
         assert not any(s in text for s in secrets), path.name
     assert "<GW_TOKEN>" in joined and "<HOOK_TOKEN>" in joined and '\\"signature\\":\\"<REDACTED>\\"' in joined
+
+
+def test_golden_files_hold_no_path_of_the_recording_machine() -> None:
+    """Install paths are machine-specific: the recorder writes ``<LEGACY_APP>`` for the legacy's install dir."""
+    from parity.legacy import find_installation
+
+    machine_paths = {str(ROOT.parent), str(find_installation().app_dir)}
+    offenders = [f"{p.name}: {m}" for p in sorted(GOLDEN.rglob("*.jsonl")) for m in machine_paths
+                 if m in p.read_text(encoding="utf-8")]
+    assert not offenders, offenders
