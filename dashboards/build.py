@@ -1,9 +1,11 @@
 """Grafana dashboards as code: builds dashboards/grafana/*.json and the provisioning files.
 
 Owns the three dashboards (cutover overview, per-route drill-down, proxy health), the Prometheus datasource uid
-they all use, and the provisioning YAML. Plain dicts in Grafana's dashboard JSON model (schemaVersion 39), so no
-SDK is needed; tests (tests/dashboards/test_grafana.py) check the committed JSON equals what this module builds,
-validate the structure, and run every panel query against a real Prometheus.
+they all use, and the provisioning YAML. Plain dicts in Grafana's dashboard JSON model (schemaVersion 39), so the
+runtime needs no SDK; tests check the committed JSON equals what this module builds and validate the structure
+(tests/dashboards/test_grafana.py), validate it against Grafana's dashboard schema as generated into the official
+grafana-foundation-sdk models (tests/dashboards/test_grafana_schema.py), and run every panel query against a real
+Prometheus.
 
 Run ``python dashboards/build.py`` after editing, and commit the regenerated files. May import: stdlib only.
 """
@@ -193,7 +195,6 @@ def method_drilldown() -> dict[str, Any]:
         "type": "query",
         "datasource": DATASOURCE,
         "query": {"query": "label_values(parity_pairs_total, route)", "refId": "route"},
-        "definition": "label_values(parity_pairs_total, route)",
         "refresh": 2,
         "multi": True,
         "includeAll": True,

@@ -1,6 +1,6 @@
 """Grafana dashboards: committed JSON equals the builder's output, and the dashboards are structurally valid.
 
-Validation (project-owned, schema-ish): required keys and types, unique panel ids, gridPos inside 24 columns and
+Validation (project-owned; the schema check proper is test_grafana_schema.py): required keys and types, unique panel ids, gridPos inside 24 columns and
 no two panels overlapping, unique refIds, one datasource uid everywhere and equal to the provisioned one, every
 template variable used is defined, every metric a query names exists in shadow/metrics.py or rules.yml.
 """
