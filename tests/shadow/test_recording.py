@@ -63,6 +63,37 @@ async def test_write_ahead_is_on_disk_before_the_legacy_sees_the_request(tmp_pat
         await legacy.stop()
 
 
+async def test_ws_write_ahead_holds_each_side_effecting_frame_before_the_legacy_sees_it(tmp_path, make_proxy) -> None:
+    """WS too: a side-effecting request frame (``chat.send``) is on disk, redacted, before the legacy receives it;
+    read-only frames (connect, ``health``, ``status``) and non-JSON text are not written ahead."""
+    wal = tmp_path / "wal.jsonl"
+    lines_at_receipt: dict[str, int] = {}
+
+    class Spy(list[str]):
+        def append(self, text: str) -> None:  # FakeGateway._ws appends each frame as it receives it
+            try:
+                key = str(json.loads(text).get("method"))
+            except (ValueError, AttributeError):
+                key = text
+            lines_at_receipt[key] = wal.read_text().count("\n") if wal.exists() else -1
+            super().append(text)
+
+    legacy = await FakeGateway(token="tok-legacy", ws_frames=Spy()).start()
+    try:
+        proxy = await make_proxy(legacy.url, record={"write_ahead": True, "write_ahead_path": str(wal)})
+        await ws_transcript(proxy.url)
+        # header + chat.send only; it was already there when the legacy got it
+        assert lines_at_receipt["connect"] == 1 and lines_at_receipt["health"] == 1
+        assert lines_at_receipt["chat.send"] == 2
+        assert lines_at_receipt["{not json"] == 1 and lines_at_receipt["status"] == 2
+        lines = wal.read_text().splitlines()
+        assert len(lines) == 2 and "tok-legacy" not in wal.read_text()
+        written = json.loads(lines[1])
+        assert written["kind"] == "ws-text" and json.loads(written["data"])["method"] == "chat.send"
+    finally:
+        await legacy.stop()
+
+
 async def test_mismatch_is_counted_and_ratio_drops(fake_legacy: FakeGateway, make_proxy) -> None:
     other = await FakeGateway(token="tok-cand", name="different").start()
     try:
