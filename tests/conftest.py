@@ -138,6 +138,14 @@ def legacy(legacy_factory: Callable[..., LegacyGateway]) -> LegacyGateway:
 
 
 @pytest.fixture(scope="session")
+def legacy_pw(legacy_factory: Callable[..., LegacyGateway]) -> LegacyGateway:
+    """A password-mode legacy for replaying the pw-* golden traces (recorded in password mode), booted on first use.
+    Replaying them against the token-mode ``legacy`` fails their connect, and whether the frame sent after that
+    failure still leaves before the server's close is a race: A/A noise of the wrong set-up, not of the legacy."""
+    return legacy_factory("pw", auth="password")
+
+
+@pytest.fixture(scope="session")
 def legacy_b(legacy_factory: Callable[..., LegacyGateway]) -> LegacyGateway:
     """A second, independent legacy (A/A runs, or a stand-in candidate), booted on first use."""
     return legacy_factory("b")

@@ -33,6 +33,10 @@ def _target(gw: Any, url: str | None = None) -> Target:
     return Target(url=url or gw.http_url, token=gw.token, hook_token=gw.hook_token, name="t")
 
 
+def _pw_target(gw: Any) -> Target:
+    return Target(url=gw.http_url, password=gw.password, hook_token=gw.hook_token, name="pw", auth_mode="password")
+
+
 def _golden() -> list[Loaded]:
     traces, skipped = load_traces(sorted(str(p) for p in GOLDEN.glob("*.jsonl")), strict=True)
     assert skipped == 0
@@ -47,21 +51,25 @@ async def _signatures(legacy: Any, candidate_url: str, trace: str) -> set[tuple[
 
 
 @pytest.mark.timeout(1500)
-async def test_aa_golden_traces_reach_full_parity_after_profile_and_accepted_noise(legacy: Any, tmp_path: Path) -> None:
+async def test_aa_golden_traces_reach_full_parity_after_profile_and_accepted_noise(
+    legacy: Any, legacy_pw: Any, tmp_path: Path
+) -> None:
     """Every golden trace replayed five times against the legacy, one at a time (events are broadcast to every
     connection, so overlapping replays would see each other's): runs 1 vs 2, 3 and 4 teach the noise beyond the
-    profile (``parity noise learn --runs 4``), which is accepted; runs 1 vs 5 must then be 100 % equal."""
+    profile (``parity noise learn --runs 4``), which is accepted; runs 1 vs 5 must then be 100 % equal. Each trace
+    goes to a legacy in the auth mode it was recorded in (the pw-* traces to a password-mode one)."""
     from recorder.replay import replay_trace
 
     if not list(GOLDEN.glob("*.jsonl")):
         pytest.skip("no golden traces in tests/golden (recorded by the recorder helper)")
     traces = _golden()
     store = await Store.open(f"sqlite:///{tmp_path / 'aa.db'}")
-    t = _target(legacy)
+    targets = {"token": _target(legacy), "password": _pw_target(legacy_pw)}
     try:
         counter = NoiseCounter(runs=4)
         verify: list[tuple[Loaded, Any, Any]] = []
         for item in traces:
+            t = targets[str(item.trace.header.meta.get("auth_mode") or "token")]
             # Warm-up replay first (discarded): background work of the previous trace (agent tasks finishing,
             # broadcast to every connection) and first-turn-only phases must not land in run 1 alone.
             await replay_trace(item.trace, t, leg=Leg.LEGACY, timeout=30)
