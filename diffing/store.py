@@ -11,7 +11,9 @@ Owns :class:`Store`, :func:`database_url` and :func:`migrate`. May import SQLAlc
 * :meth:`Store.add_pair` only enqueues (never blocks the caller's loop); the single writer task takes up to
   ``batch_size`` items per transaction. A busy/locked database is retried with exponential backoff up to
   ``retry_for`` seconds; the batch stays in memory meanwhile, so nothing accepted is lost. Past that deadline
-  the batch is put back and :meth:`Store.flush` raises :class:`StoreError`.
+  the batch is put back (in order) and :meth:`Store.flush` raises :class:`StoreError`; the next flush, or the
+  next full batch, tries again. A batch the database refuses outright (a constraint) is reported the same way
+  and not retried.
 * Blocking SQL runs in a worker thread (``asyncio.to_thread``) on a synchronous engine.
 """
 
@@ -194,6 +196,14 @@ def _summary(ex: Exchange | None) -> str:
     return _cut(f"close {r.code} {r.reason}") if isinstance(r, Close) else ""
 
 
+def _busy(exc: BaseException) -> bool:
+    """A locked/busy database: worth waiting for (SQLite ``database is locked``, PostgreSQL lock timeouts)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def _insert_sql(conn: Connection, table: Any) -> str:
     cols = [c.name for c in table.columns]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -218,7 +228,14 @@ class Store:
         self.batch_size = batch_size
         self.retry_for = retry_for
         self.clock = clock
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        # Accepted pairs wait in a plain list (appending is the whole cost of add_pair); the writer takes them in
+        # slices of batch_size. _wake: there is work; _pass_done: the writer finished a pass (buffer empty, or a
+        # failed batch put back at the front).
+        self._buf: list[_Item] = []
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._pass_done = asyncio.Event()
+        self._stopping = False
         self._writer: asyncio.Task[None] | None = None
         self._next_pair: dict[int, int] = {}
         self._error: BaseException | None = None
@@ -299,7 +316,10 @@ class Store:
             self._next_pair[run_id] = self._max_pair_no(run_id)
         self._next_pair[run_id] += 1
         no = self._next_pair[run_id]
-        self._queue.put_nowait(_Item(run_id, no, result, legacy, candidate, self.clock()))
+        self._buf.append(_Item(run_id, no, result, legacy, candidate, self.clock()))
+        n = len(self._buf)
+        if n == 1 or n % self.batch_size == 0:  # new work, or a full batch more (also retries after a failure)
+            self._wake.set()
         return no
 
     def _max_pair_no(self, run_id: int) -> int:
@@ -309,11 +329,16 @@ class Store:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Pairs accepted but not yet committed."""
+        return len(self._buf) + self._in_flight
 
     async def flush(self) -> None:
-        """Wait until everything enqueued so far is written; raises :class:`StoreError` if writing failed."""
-        await self._queue.join()
+        """Wait until everything enqueued so far is written; raises :class:`StoreError` if writing failed (the
+        pairs that failed stay queued, in order, and the next flush tries them again)."""
+        while self.pending and self._error is None:
+            self._pass_done.clear()
+            self._wake.set()
+            await self._pass_done.wait()
         if self._error is not None:
             err, self._error = self._error, None
             raise StoreError(f"writing to the parity store failed: {err}") from err
@@ -327,33 +352,35 @@ class Store:
         finally:
             self._closed = True
             if self._writer is not None:
-                self._queue.put_nowait(None)
+                self._stopping = True
+                self._wake.set()
                 await self._writer
             self.engine.dispose()
 
     async def _drain(self) -> None:
         while True:
-            item = await self._queue.get()
-            if item is None:
-                self._queue.task_done()
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
                 return
-            batch = [item]
-            while len(batch) < self.batch_size and not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    self._queue.put_nowait(None)
-                    self._queue.task_done()  # re-queued sentinel counted once
-                    break
-                batch.append(nxt)
-            try:
-                await self._retrying(functools.partial(self._write, batch))
-                self.written += len(batch)
-            except Exception as exc:  # keep the writer alive; flush() reports it
-                logger.error("parity store: batch of %d pairs not written: %s", len(batch), exc)
-                self._error = exc
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            while self._buf:
+                batch = self._buf[: self.batch_size]
+                del self._buf[: self.batch_size]
+                self._in_flight = len(batch)
+                try:
+                    await self._retrying(functools.partial(self._write, batch))
+                    self.written += len(batch)
+                except Exception as exc:  # keep the writer alive; flush() reports it
+                    self._error = exc
+                    if _busy(exc):  # still locked past retry_for: back at the front, in order, for the next try
+                        logger.error("parity store busy for %.0fs: %d pairs kept queued", self.retry_for, len(batch))
+                        self._buf[:0] = batch
+                        break
+                    # a batch the database refuses (constraint, data error) would fail again: reported, not retried
+                    logger.error("parity store: batch of %d pairs refused: %s", len(batch), exc)
+                finally:
+                    self._in_flight = 0
+            self._pass_done.set()
 
     async def _retrying(self, fn: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self.retry_for
@@ -362,11 +389,10 @@ class Store:
             try:
                 return await asyncio.to_thread(fn)
             except OperationalError as exc:
-                text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-                if not ("locked" in text or "busy" in text) or time.monotonic() >= deadline:
+                if not _busy(exc) or time.monotonic() >= deadline:
                     raise
                 self.retries += 1
-                logger.warning("parity store busy (%s); retrying in %.2fs", text, delay)
+                logger.warning("parity store busy (%s); retrying in %.2fs", exc.orig or exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

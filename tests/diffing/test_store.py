@@ -158,6 +158,31 @@ async def test_locked_database_is_retried_and_nothing_is_lost(tmp_path: Path) ->
         await store.close()
 
 
+async def test_lock_held_past_the_retry_deadline_keeps_the_pairs_for_the_next_flush(tmp_path: Path) -> None:
+    """A lock that outlasts ``retry_for``: flush reports it, the pairs stay queued in order, and once the lock is
+    gone the next flush writes every one of them."""
+    path = tmp_path / "stuck.db"
+    store = await Store.open(f"sqlite:///{path}", batch_size=50, retry_for=0.3)
+    try:
+        run = await store.start_run(name="stuck")
+        holder = sqlite3.connect(path, timeout=0, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        for i in range(120):
+            store.add_pair(run, result(i))
+        with pytest.raises(StoreError, match="locked"):
+            await store.flush()
+        assert store.pending == 120, "the refused pairs must still be queued"
+        holder.execute("ROLLBACK")
+        holder.close()
+        await store.flush()
+        assert store.pending == 0
+        assert (await store.route_stats(run))[0].pairs == 120
+        rows = await store.pair_rows(run)
+        assert [(r["pair_no"], r["key"]) for r in rows] == [(i + 1, str(i)) for i in range(120)]
+    finally:
+        await store.close()
+
+
 async def test_write_errors_surface_on_flush_and_the_writer_survives(tmp_path: Path) -> None:
     store = await Store.open(f"sqlite:///{tmp_path / 'e.db'}", retry_for=0.2)
     try:
