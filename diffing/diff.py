@@ -388,7 +388,14 @@ def _deepdiff(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
 def _dict_descent(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
     """DeepDiff's own answer at a fraction of its cost: where both sides are objects, removed and added keys are
     reported here exactly as DeepDiff reports them (``dictionary_item_removed/added``), exactly equal children
-    are skipped, and DeepDiff runs only on the differing children that are not both objects."""
+    are skipped, equal-length lists holding objects or lists are walked by index (as DeepDiff pairs them), and
+    DeepDiff runs only on the differing children that are neither."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and _has_containers_in(a, b):
+        # DeepDiff pairs such lists by index (its difflib path is only for lists of plain values on both sides)
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if not _same_fast(x, y):
+                _dict_descent(x, y, [*prefix, i], out)
+        return
     if not (isinstance(a, dict) and isinstance(b, dict)):
         _deepdiff(a, b, prefix, out)
         return
@@ -400,6 +407,10 @@ def _dict_descent(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
     for k, v in b.items():
         if k not in a:
             out.append(Diff(".".join(str(p) for p in (*prefix, k)), DiffKind.EXTRA, None, show(v)))
+
+
+def _has_containers_in(a: list[Any], b: list[Any]) -> bool:
+    return any(isinstance(x, dict | list) for x in a) or any(isinstance(y, dict | list) for y in b)
 
 
 def _explain(a: Json, b: Json, size: int) -> list[Diff]:

@@ -171,6 +171,13 @@ def test_explain_matches_whole_document_deepdiff(seed: int) -> None:
         ({"f": [0.0], "g": 1}, {"f": [-0.0], "g": 2}),
         ({"big": [2**60], "g": 1}, {"big": [float(2**60)], "g": 1}),
         ({"o": [{"a": 1, "b": 2}]}, {"o": [{"b": 2, "a": 1}], "p": 1}),
+        # equal-length lists holding containers are walked by index, as DeepDiff pairs them
+        ({"l": [{"a": 1}, 2, "x"]}, {"l": [{"a": 2}, 3, "x"]}),
+        ({"l": [1, 2]}, {"l": [1, {"x": 1}]}),
+        ({"l": [[1, 2], [3]]}, {"l": [[1, 3], [3]]}),
+        ({"l": [{"a": 1}, {"b": 2}]}, {"l": [[1], {"b": 3, "c": 4}]}),
+        ([{"a": [1, {"b": True}]}], [{"a": [1, {"b": 1}]}]),
+        ({"l": [{"a": 1}, {"a": 2}]}, {"l": [{"a": 2}, {"a": 1}, {"a": 3}]}),
     ],
 )
 def test_explain_edge_cases_match_deepdiff(a: Json, b: Json) -> None:
