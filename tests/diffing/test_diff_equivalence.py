@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from deepdiff import DeepDiff
 from diffing import diff as D
 from recorder.format import read_trace
 from wire.correlate import correlate
-from wire.model import Close, Exchange, Json, Other
+from wire.model import Close, Event, Exchange, Json, Other, Res
 from wire.normalize import numeric_normal
 from wire.profiles.openclaw import OPENCLAW
 
@@ -216,3 +217,14 @@ def test_float_precheck_finds_every_float() -> None:
             canon = D._canonical(v, v)[0]
             if not D._floats(canon):
                 assert D._canonical(numeric_normal(v), v) == (canon, canon)
+
+
+def test_raw_stage_leaf_count_matches_the_token_count() -> None:
+    """The raw-equal stage counts a frame's leaves from commas outside strings; the token regex is the reference."""
+    frames = [r for ex in EXCHANGES for r in ex.responses if isinstance(r, Res | Event)]
+    assert len(frames) > 200
+    for r in frames:
+        assert D._raw_leaves(r) == D._leaves(r.raw), r.raw[:120]
+    raw = '{"type":"res","id":"1","ok":true,"payload":{"s":"a\\",b","n":[1,2]}}'
+    escaped = Res(raw=raw, value=json.loads(raw), id="1", ok=True)
+    assert D._raw_leaves(escaped) == D._leaves(escaped.raw) == 6
