@@ -31,6 +31,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -241,6 +242,12 @@ def _executor(workers: int) -> Any:
 
             atexit.register(_shutdown_executors)
     return pool
+
+
+def _discard_executor(workers: int) -> None:
+    pool = _EXECUTORS.pop(workers, None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _shutdown_executors() -> None:
@@ -550,8 +557,16 @@ class Pipeline:
     async def _do_diff(self, joined: Joined) -> None:
         if self._use_workers:
             loop = asyncio.get_running_loop()
-            match, detail = await loop.run_in_executor(_executor(self.config.limits.diff_workers), compare_joined,
-                                                       self.profile.name, joined)
+            workers = self.config.limits.diff_workers
+            try:
+                match, detail = await loop.run_in_executor(_executor(workers), compare_joined, self.profile.name,
+                                                           joined)
+            except BrokenProcessPool:
+                # a worker died (OOM killer, a signal): a fresh pool for this pair and the ones after it
+                logger.error("diff worker died; starting a new pool of %d", workers)
+                _discard_executor(workers)
+                match, detail = await loop.run_in_executor(_executor(workers), compare_joined, self.profile.name,
+                                                           joined)
         else:
             match, detail = self.comparator(joined)
         self._account_pair(joined, match, detail)

@@ -135,3 +135,34 @@ async def test_overload_sheds_mirror_work_never_client_work(fake_legacy: FakeGat
     await _still_serving(proxy.url)
     await async_wait_until(lambda: any(p == "/healthz" for _, p, _, _ in fake_candidate.http_requests), 5 * S,
                            what="mirroring resumed")
+
+
+async def test_diff_worker_killed_is_replaced_and_pairs_keep_being_compared(
+    fake_legacy: FakeGateway, fake_candidate: FakeGateway, make_proxy
+) -> None:
+    """A diff worker process that dies (OOM killer, a signal) breaks its pool; the next pair starts a new one, and
+    every pair is still compared. The client never notices."""
+    import os
+    import signal
+
+    from shadow import pipeline
+
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={"diff_workers": 1})
+    compared = lambda: proxy.metrics.total("parity_pairs_total")  # noqa: E731
+
+    async def one() -> None:
+        async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
+            assert r.status == 200 and await r.read() == b'{"ok":true,"status":"live"}'
+
+    await one()
+    await async_wait_until(lambda: compared() == 1, 20 * S, what="first pair compared in the worker")
+    pool = pipeline._EXECUTORS[1]
+    pids = list(pool._processes)  # noqa: SLF001 - the worker to kill
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(3):
+        await one()
+    await async_wait_until(lambda: compared() == 4, 30 * S, what="pairs compared after the worker died")
+    assert pipeline._EXECUTORS[1] is not pool, "a new pool replaced the broken one"
+    assert proxy.metrics.total("parity_stage_errors_total") == 0
