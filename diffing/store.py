@@ -236,6 +236,7 @@ class Store:
         self._wake = asyncio.Event()
         self._pass_done = asyncio.Event()
         self._stopping = False
+        self._kept_back = False  # the last pass put a locked batch back
         self._writer: asyncio.Task[None] | None = None
         self._next_pair: dict[int, int] = {}
         self._error: BaseException | None = None
@@ -333,25 +334,34 @@ class Store:
         return len(self._buf) + self._in_flight
 
     async def flush(self) -> None:
-        """Wait until everything enqueued so far is written; raises :class:`StoreError` if writing failed (the
-        pairs that failed stay queued, in order, and the next flush tries them again)."""
-        while self.pending and self._error is None:
+        """Wait until everything enqueued so far is written; raises :class:`StoreError` if writing failed since
+        the last flush. Pairs of a batch still locked past ``retry_for`` stay queued, in order, for the next flush
+        (or the next full batch); a batch the database refused outright is reported here and not retried."""
+        while self.pending:
+            if self._writer is None or self._writer.done():
+                raise StoreError(f"the parity store writer has stopped; {self.pending} pairs not written")
             self._pass_done.clear()
             self._wake.set()
-            await self._pass_done.wait()
+            done = asyncio.ensure_future(self._pass_done.wait())
+            await asyncio.wait((done, self._writer), return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+            if self._kept_back:  # still locked: stop here, report below, keep the pairs
+                break
         if self._error is not None:
             err, self._error = self._error, None
             raise StoreError(f"writing to the parity store failed: {err}") from err
 
     async def close(self) -> None:
-        """Flush, stop the writer and dispose of the engine."""
+        """Flush, stop the writer and dispose of the engine. Pairs a failed flush could not write are logged."""
         if self._closed:
             return
         try:
             await self.flush()
         finally:
             self._closed = True
-            if self._writer is not None:
+            if self.pending:
+                logger.error("parity store closed with %d pairs not written", self.pending)
+            if self._writer is not None and not self._writer.done():
                 self._stopping = True
                 self._wake.set()
                 await self._writer
@@ -363,6 +373,7 @@ class Store:
             self._wake.clear()
             if self._stopping:
                 return
+            self._kept_back = False
             while self._buf:
                 batch = self._buf[: self.batch_size]
                 del self._buf[: self.batch_size]
@@ -370,11 +381,17 @@ class Store:
                 try:
                     await self._retrying(functools.partial(self._write, batch))
                     self.written += len(batch)
+                    if self._error is not None and _busy(self._error):
+                        self._error = None  # the kept batch made it after all: nothing to report
+                except asyncio.CancelledError:
+                    logger.error("parity store writer cancelled with %d pairs in flight", len(batch))
+                    raise
                 except Exception as exc:  # keep the writer alive; flush() reports it
                     self._error = exc
                     if _busy(exc):  # still locked past retry_for: back at the front, in order, for the next try
                         logger.error("parity store busy for %.0fs: %d pairs kept queued", self.retry_for, len(batch))
                         self._buf[:0] = batch
+                        self._kept_back = True
                         break
                     # a batch the database refuses (constraint, data error) would fail again: reported, not retried
                     logger.error("parity store: batch of %d pairs refused: %s", len(batch), exc)

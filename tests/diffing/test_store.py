@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _timing import S, async_wait_until
 from sqlalchemy import inspect, text
 
 from diffing.diff import Diff, DiffKind, PairResult
@@ -181,6 +182,61 @@ async def test_lock_held_past_the_retry_deadline_keeps_the_pairs_for_the_next_fl
         assert [(r["pair_no"], r["key"]) for r in rows] == [(i + 1, str(i)) for i in range(120)]
     finally:
         await store.close()
+
+
+async def test_a_refused_batch_nobody_flushed_costs_no_later_pair(tmp_path: Path) -> None:
+    """A batch refused in the background, then more pairs, then close: close reports the refusal and still
+    writes every later pair."""
+    store = await Store.open(f"sqlite:///{tmp_path / 'r.db'}", retry_for=0.2)
+    run = await store.start_run()
+    store.add_pair(run, result(1))
+    await store.flush()
+    store._next_pair[run] = 0
+    store.add_pair(run, result(2))  # pair_no 1 again: refused by the database
+    await async_wait_until(lambda: store.pending == 0, 10 * S, what="the refused batch tried")
+    for i in range(3, 8):
+        store.add_pair(run, result(i))
+    with pytest.raises(StoreError, match="UNIQUE"):
+        await store.close()
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("SELECT count(*) FROM pairs").fetchone()[0] == 6
+
+
+async def test_a_lock_that_clears_before_the_next_flush_is_not_reported(tmp_path: Path) -> None:
+    """Locked past retry_for in the background, then released: the next full batch writes everything and the
+    old busy error is not raised afterwards (nothing was lost)."""
+    path = tmp_path / "b.db"
+    store = await Store.open(f"sqlite:///{path}", batch_size=10, retry_for=0.3)
+    try:
+        run = await store.start_run()
+        holder = sqlite3.connect(path, timeout=0, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        for i in range(5):
+            store.add_pair(run, result(i))
+        await async_wait_until(lambda: store._kept_back, 10 * S, what="the batch kept back")
+        holder.execute("ROLLBACK")
+        holder.close()
+        for i in range(5, 10):
+            store.add_pair(run, result(i))  # the tenth wakes the writer: a full batch
+        await async_wait_until(lambda: store.pending == 0, 10 * S, what="everything written")
+        await store.flush()  # nothing to report
+        await store.finish_run(run)
+        assert (await store.route_stats(run))[0].pairs == 10
+    finally:
+        await store.close()
+
+
+async def test_flush_says_so_when_the_writer_is_gone_instead_of_hanging(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    run = await store.start_run()
+    assert store._writer is not None
+    store._writer.cancel()
+    await asyncio.sleep(0)
+    store.add_pair(run, result(1))
+    with pytest.raises(StoreError, match="writer has stopped; 1 pairs not written"):
+        await asyncio.wait_for(store.flush(), 10 * S)
+    with pytest.raises(StoreError, match="writer has stopped"):
+        await store.close()  # says it again, and still releases the engine
 
 
 async def test_write_errors_surface_on_flush_and_the_writer_survives(tmp_path: Path) -> None:
