@@ -244,10 +244,11 @@ def _executor(workers: int) -> Any:
     return pool
 
 
-def _discard_executor(workers: int) -> None:
-    pool = _EXECUTORS.pop(workers, None)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+def _discard_executor(workers: int, broken: Any) -> None:
+    """Forget ``broken``, unless a concurrent diff already replaced it (the fresh pool stays)."""
+    if _EXECUTORS.get(workers) is broken:
+        del _EXECUTORS[workers]
+        broken.shutdown(wait=False, cancel_futures=True)
 
 
 def _shutdown_executors() -> None:
@@ -558,13 +559,13 @@ class Pipeline:
         if self._use_workers:
             loop = asyncio.get_running_loop()
             workers = self.config.limits.diff_workers
+            pool = _executor(workers)
             try:
-                match, detail = await loop.run_in_executor(_executor(workers), compare_joined, self.profile.name,
-                                                           joined)
+                match, detail = await loop.run_in_executor(pool, compare_joined, self.profile.name, joined)
             except BrokenProcessPool:
                 # a worker died (OOM killer, a signal): a fresh pool for this pair and the ones after it
                 logger.error("diff worker died; starting a new pool of %d", workers)
-                _discard_executor(workers)
+                _discard_executor(workers, pool)
                 match, detail = await loop.run_in_executor(_executor(workers), compare_joined, self.profile.name,
                                                            joined)
         else:

@@ -7,7 +7,10 @@ release of our ``schemaVersion`` 39). Two checks per dashboard:
 * nothing is lost: the JSON read into the schema models and written back keeps every key and value we wrote
   (a key the schema does not define is dropped by the models, so a typo or a misplaced field shows here);
 * every value has its schema type: integers, numbers, strings, enums and literal sets, nested objects, and panel
-  ``options``/``fieldConfig.defaults.custom`` with the models of the panel's own plugin (stat, timeseries, ...).
+  ``options``/``fieldConfig.defaults.custom`` with the models of the panel's own plugin (stat, timeseries, ...);
+  each panel type must be a plugin the schema knows and each query a known datasource's query;
+* the keys the schema leaves optional but a usable dashboard needs (title, panels, each panel's gridPos, ...)
+  are there. Grid bounds (24 columns, no overlap) are checked in test_grafana.py.
 
 The mutation tests prove the checker catches each kind of mistake.
 """
@@ -26,6 +29,7 @@ from typing import Any
 import pytest
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.cog.runtime import Runtime, UnknownDataquery
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 GRAFANA = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
@@ -108,9 +112,39 @@ def _check(v: Any, hint: Any, path: str) -> list[str]:  # noqa: PLR0911 - one br
     return []
 
 
+#: What the schema leaves optional but a dashboard of ours must have (Grafana fills in defaults silently).
+REQUIRED = {"dashboard": ("uid", "title", "schemaVersion", "panels", "time"),
+            "panel": ("id", "type", "title", "gridPos", "datasource", "targets")}
+
+
+def _plugin_errors(model: Any) -> list[str]:
+    """Each panel's type is a panel plugin the schema knows, its options were read by that plugin's models (an
+    unknown type would leave them unchecked), and each query was read as its datasource's query model."""
+    errors: list[str] = []
+    plugins = Runtime().panelcfg_variants
+    for i, panel in enumerate(model.panels or []):
+        where = f".panels[{i}]"
+        config = plugins.get(panel.type_val)
+        if config is None:
+            errors.append(f"{where}.type: {panel.type_val!r} is not a panel plugin of the schema")
+            continue
+        if config.options_from_json_hook is not None and isinstance(panel.options, dict):
+            errors.append(f"{where}.options: not read by the {panel.type_val} models")
+        for j, target in enumerate(panel.targets or []):
+            if isinstance(target, UnknownDataquery):
+                errors.append(f"{where}.targets[{j}]: not a query of a known datasource type")
+    return errors
+
+
 def schema_errors(dashboard: dict[str, Any]) -> list[str]:
-    model = Dashboard.from_json(dashboard)
-    return lost(dashboard, _written(model)) + typecheck(model)
+    errors = [f".{k}: required" for k in REQUIRED["dashboard"] if k not in dashboard]
+    errors += [f".panels[{i}].{k}: required" for i, p in enumerate(dashboard.get("panels", []))
+               for k in REQUIRED["panel"] if k not in p]
+    try:
+        model = Dashboard.from_json(dashboard)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # the models cannot even read it
+        return [*errors, f"unreadable by the schema models: {type(exc).__name__}: {exc}"]
+    return errors + lost(dashboard, _written(model)) + typecheck(model) + _plugin_errors(model)
 
 
 def test_there_are_dashboards_to_check() -> None:
@@ -145,9 +179,16 @@ def _first(dashboard: dict[str, Any], kind: str) -> dict[str, Any]:
         (lambda d: _first(d, "stat")["options"].update(colorMode="rainbow"), "'rainbow' is not a"),
         (lambda d: _first(d, "timeseries")["fieldConfig"]["defaults"].update(unitt="s"), "unitt: not in the schema"),
         (lambda d: d.update(editable="yes"), ".editable: expected a boolean, got 'yes'"),
+        (lambda d: _first(d, "stat").update(type="stats"), "'stats' is not a panel plugin of the schema"),
+        (lambda d: d["panels"][0].pop("gridPos"), ".panels[0].gridPos: required"),
+        (lambda d: d.pop("title"), ".title: required"),
+        (lambda d: [x["datasource"].update(type="nosuchdb") for x in (d["panels"][0], *d["panels"][0]["targets"])],
+         "not a query of a known datasource type"),
+        (lambda d: d["panels"][0]["fieldConfig"]["defaults"].update(mappings=[{"type": "bogus"}]), "unreadable"),
     ],
     ids=["unknown-key", "bad-enum", "wrong-type", "bad-literal", "nested-unknown-key", "panel-option-enum",
-         "field-config-unknown-key", "bool"],
+         "field-config-unknown-key", "bool", "unknown-panel-type", "missing-gridpos", "missing-title",
+         "unknown-datasource", "unreadable"],
 )
 def test_schema_check_catches_each_kind_of_mistake(change: typing.Callable[[dict[str, Any]], None],
                                                    expected: str) -> None:
