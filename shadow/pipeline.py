@@ -105,12 +105,13 @@ class Stage:
     """One pipeline stage: a bounded queue and ``workers`` loops calling ``handler`` inside a guard."""
 
     def __init__(self, name: str, handler: Callable[[Any], Awaitable[None]], metrics: Metrics, *,
-                 maxsize: int, workers: int = 1) -> None:
+                 maxsize: int, workers: int = 1, batch: int = 1) -> None:
         self.name = name
         self.handler = handler
         self.metrics = metrics
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self.workers = workers
+        self.batch = batch  # > 1: the handler gets a list of what is queued (up to this many), not one item
         self._depth = metrics.queue_depth.labels(queue=name)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,17 +130,20 @@ class Stage:
 
     async def _run(self) -> None:
         while True:
-            item = await self.queue.get()
+            items = [await self.queue.get()]
+            while len(items) < self.batch and not self.queue.empty():
+                items.append(self.queue.get_nowait())
             self._depth.set(self.queue.qsize())
             try:
-                await self.handler(item)
+                await self.handler(items if self.batch > 1 else items[0])
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.metrics.stage_errors.labels(stage=self.name).inc()
-                logger.exception("stage %s failed on one item", self.name)
+                self.metrics.stage_errors.labels(stage=self.name).inc(len(items))
+                logger.exception("stage %s failed on %d item(s)", self.name, len(items))
             finally:
-                self.queue.task_done()
+                for _ in items:
+                    self.queue.task_done()
 
     async def drain(self, timeout: float) -> None:
         """Wait until the queue is empty and handled (bounded by ``timeout``)."""
@@ -282,6 +286,29 @@ def compare_joined(profile_name: str, joined: Joined) -> tuple[bool, Any]:
 
         cmp = _WORKER_COMPARATORS[profile_name] = ProfileComparator(get_profile(profile_name))
     return cmp(joined)
+
+
+#: Pairs sent to a diff worker in one message at most (whatever is queued when the worker is free).
+DIFF_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A pair whose comparison raised: counted as a diff-stage error, not a mismatch."""
+
+    error: str
+
+
+def _guarded(cmp: Callable[[Joined], tuple[bool, Any]], joined: Joined) -> tuple[bool, Any]:
+    try:
+        return cmp(joined)
+    except Exception as exc:  # one bad pair must not cost the rest of its batch
+        return False, _Failed(f"{type(exc).__name__}: {exc}"[:300])
+
+
+def compare_many(profile_name: str, batch: list[Joined]) -> list[tuple[bool, Any]]:
+    """Runs in a diff worker process: :func:`compare_joined` on each pair of a batch, each guarded."""
+    return [_guarded(lambda j: compare_joined(profile_name, j), joined) for joined in batch]
 
 
 class Pairer:
@@ -450,7 +477,8 @@ class Pipeline:
             "store": (self._do_store, 1),
         }
         self.stages = {name: Stage(name, handlers[name][0], metrics, maxsize=lim.global_queue,
-                                   workers=handlers[name][1]) for name in STAGES}
+                                   workers=handlers[name][1], batch=DIFF_BATCH if name == "diff" else 1)
+                       for name in STAGES}
         self._bg: list[asyncio.Task[None]] = []
 
     def set_http_mirror(self, fn: Callable[[HttpJob], Awaitable[None]]) -> None:
@@ -555,22 +583,29 @@ class Pipeline:
         for result in self.pairer.receive(item):
             self._account(result)
 
-    async def _do_diff(self, joined: Joined) -> None:
+    async def _do_diff(self, batch: list[Joined]) -> None:
+        """Compare what the diff queue holds, in one call to a worker process: one wake-up and one pickled
+        message per batch instead of per pair (each costs a system call and a thread switch on the loop's time).
+        """
         if self._use_workers:
             loop = asyncio.get_running_loop()
             workers = self.config.limits.diff_workers
             pool = _executor(workers)
             try:
-                match, detail = await loop.run_in_executor(pool, compare_joined, self.profile.name, joined)
+                results = await loop.run_in_executor(pool, compare_many, self.profile.name, batch)
             except BrokenProcessPool:
-                # a worker died (OOM killer, a signal): a fresh pool for this pair and the ones after it
+                # a worker died (OOM killer, a signal): a fresh pool for these pairs and the ones after them
                 logger.error("diff worker died; starting a new pool of %d", workers)
                 _discard_executor(workers, pool)
-                match, detail = await loop.run_in_executor(_executor(workers), compare_joined, self.profile.name,
-                                                           joined)
+                results = await loop.run_in_executor(_executor(workers), compare_many, self.profile.name, batch)
         else:
-            match, detail = self.comparator(joined)
-        self._account_pair(joined, match, detail)
+            results = [_guarded(self.comparator, joined) for joined in batch]
+        for joined, (match, detail) in zip(batch, results, strict=True):
+            if isinstance(detail, _Failed):
+                self.metrics.stage_errors.labels(stage="diff").inc()
+                logger.error("comparing %s %s failed: %s", joined.route, joined.key, detail.error)
+                continue
+            self._account_pair(joined, match, detail)
 
     def _account(self, result: Joined) -> None:
         if result.outcome == "pair":
