@@ -1,6 +1,7 @@
 """The parity store: the only SQL I/O. One writer task drains a queue in batches (executemany).
 
-Owns :class:`Store`, :func:`database_url` and :func:`migrate`. May import SQLAlchemy, Alembic, asyncio,
+Owns :class:`Store`, :func:`database_url` and :func:`migrate`; how one batch becomes rows is
+``diffing.store_batch`` (re-exported here: :func:`signature_path`). May import SQLAlchemy, Alembic, asyncio,
 ``wire`` and ``diffing``.
 
 * URL: ``sqlite:///path.db`` (default; a bare path is taken as SQLite) or ``postgresql://...`` (driven by
@@ -23,7 +24,6 @@ import asyncio
 import functools
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,13 +32,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from diffing import schema
 from diffing.diff import PairResult
+from diffing.store_batch import Item, signature_path, write_batch
 from wire.errors import ConfigError, ParityError
-from wire.model import Close, Event, Exchange, HttpResponse, Other, Res
+from wire.model import Exchange
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ __all__ = [
     "signature_path",
 ]
 
-MAX_EXEMPLARS = 5
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -71,14 +71,6 @@ def database_url(url: str) -> str:
     if url.startswith(("sqlite:", "postgresql+psycopg:")):
         return url
     raise ConfigError(f"--db: unsupported database URL scheme in {url!r} (sqlite:/// or postgresql://)")
-
-
-_NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
-
-
-def signature_path(path: str) -> str:
-    """Generalize list indices so one signature covers every element: ``a.3.ts`` -> ``a.*.ts``."""
-    return _NUM_SEG.sub("*", path)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -170,45 +162,12 @@ class RouteStats:
     signatures: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Item:
-    run_id: int
-    pair_no: int
-    result: PairResult
-    legacy: Exchange | None
-    candidate: Exchange | None
-    at: float
-
-
-def _cut(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + f"…<truncated {len(text) - limit} chars>"
-
-
-def _summary(ex: Exchange | None) -> str:
-    """The first response, cut to 300 characters with a visible marker (leg data is already redacted)."""
-    if ex is None or not ex.responses:
-        return ""
-    r = ex.responses[0]
-    if isinstance(r, Res | Event | Other):
-        return _cut(r.raw)
-    if isinstance(r, HttpResponse):
-        return _cut(f"{r.status} {r.body[:400].decode('utf-8', 'replace')}")
-    return _cut(f"close {r.code} {r.reason}") if isinstance(r, Close) else ""
-
-
 def _busy(exc: BaseException) -> bool:
     """A locked/busy database: worth waiting for (SQLite ``database is locked``, PostgreSQL lock timeouts)."""
     if not isinstance(exc, OperationalError):
         return False
     text = str(exc.orig if exc.orig is not None else exc).lower()
     return "locked" in text or "busy" in text
-
-
-def _insert_sql(conn: Connection, table: Any) -> str:
-    cols = [c.name for c in table.columns]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
-    return f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([mark] * len(cols))})"
 
 
 class Store:
@@ -231,7 +190,7 @@ class Store:
         # Accepted pairs wait in a plain list (appending is the whole cost of add_pair); the writer takes them in
         # slices of batch_size. _wake: there is work; _pass_done: the writer finished a pass (buffer empty, or a
         # failed batch put back at the front).
-        self._buf: list[_Item] = []
+        self._buf: list[Item] = []
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._pass_done = asyncio.Event()
@@ -317,7 +276,7 @@ class Store:
             self._next_pair[run_id] = self._max_pair_no(run_id)
         self._next_pair[run_id] += 1
         no = self._next_pair[run_id]
-        self._buf.append(_Item(run_id, no, result, legacy, candidate, self.clock()))
+        self._buf.append(Item(run_id, no, result, legacy, candidate, self.clock()))
         n = len(self._buf)
         if n == 1 or n % self.batch_size == 0:  # new work, or a full batch more (also retries after a failure)
             self._wake.set()
@@ -379,7 +338,7 @@ class Store:
                 del self._buf[: self.batch_size]
                 self._in_flight = len(batch)
                 try:
-                    await self._retrying(functools.partial(self._write, batch))
+                    await self._retrying(functools.partial(write_batch, self.engine, batch))
                     self.written += len(batch)
                     if self._error is not None and _busy(self._error):
                         self._error = None  # the kept batch made it after all: nothing to report
@@ -412,138 +371,6 @@ class Store:
                 logger.warning("parity store busy (%s); retrying in %.2fs", exc.orig or exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-
-    def _write(self, batch: Sequence[_Item]) -> None:
-        # Rows are plain tuples in table column order, sent with the driver's executemany (exec_driver_sql):
-        # SQLAlchemy's per-row parameter processing would otherwise cost more than SQLite itself.
-        pair_rows: list[tuple[Any, ...]] = []
-        ex_rows: list[tuple[Any, ...]] = []
-        diff_rows: list[tuple[Any, ...]] = []
-        sigs: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for it in batch:
-            r = it.result
-            route = r.group[:200]
-            pair_rows.append(
-                (
-                    it.run_id,
-                    it.pair_no,
-                    r.conn[:200],
-                    r.key[:300],
-                    r.kind.value,
-                    route,
-                    r.scenario or None,
-                    r.equal,
-                    r.stage,
-                    r.unmatched,
-                    r.fields_total,
-                    r.fields_equal,
-                    r.legacy_latency,
-                    r.candidate_latency,
-                    r.legacy_error,
-                    r.candidate_error,
-                    it.at,
-                )
-            )
-            if it.legacy is not None:
-                ex_rows.append(
-                    (
-                        it.run_id,
-                        it.pair_no,
-                        "legacy",
-                        it.legacy.t_start,
-                        it.legacy.latency,
-                        len(it.legacy.responses),
-                        r.legacy_error,
-                        _summary(it.legacy),
-                    )
-                )
-            if it.candidate is not None:
-                ex_rows.append(
-                    (
-                        it.run_id,
-                        it.pair_no,
-                        "candidate",
-                        it.candidate.t_start,
-                        it.candidate.latency,
-                        len(it.candidate.responses),
-                        r.candidate_error,
-                        _summary(it.candidate),
-                    )
-                )
-            for n, d in enumerate(r.diffs):
-                sp = signature_path(d.path)[:500]
-                diff_rows.append(
-                    (it.run_id, it.pair_no, n, route, d.path[:500], sp, d.kind.value, d.legacy, d.candidate)
-                )
-                s = sigs.setdefault((route, sp, d.kind.value), {"count": 0, "first": it.at, "last": it.at, "ex": []})
-                s["count"] += 1
-                s["last"] = max(s["last"], it.at)
-                if len(s["ex"]) < MAX_EXEMPLARS:
-                    s["ex"].append(
-                        {
-                            "run": it.run_id,
-                            "pair": it.pair_no,
-                            "conn": r.conn,
-                            "key": r.key,
-                            "scenario": r.scenario,
-                            "path": d.path,
-                            "legacy": d.legacy,
-                            "candidate": d.candidate,
-                        }
-                    )
-        with self.engine.begin() as conn:
-            for table, rows in ((schema.pairs, pair_rows), (schema.exchanges, ex_rows), (schema.diffs, diff_rows)):
-                if rows:
-                    conn.exec_driver_sql(_insert_sql(conn, table), rows)
-            self._merge_signatures(conn, sigs)
-
-    @staticmethod
-    def _merge_signatures(conn: Connection, sigs: dict[tuple[str, str, str], dict[str, Any]]) -> None:
-        """Add a batch's signature counts: one SELECT for the batch, then executemany inserts and updates."""
-        if not sigs:
-            return
-        t = schema.signatures
-        routes = sorted({route for route, _, _ in sigs})
-        existing = {
-            (r.route, r.path, r.kind): r
-            for r in conn.execute(
-                select(t.c.id, t.c.route, t.c.path, t.c.kind, t.c.exemplars, t.c.last_seen).where(t.c.route.in_(routes))
-            )
-            if (r.route, r.path, r.kind) in sigs
-        }
-        inserts, updates = [], []
-        for key, s in sigs.items():
-            row = existing.get(key)
-            if row is None:
-                route, path, kind = key
-                inserts.append(
-                    {
-                        "route": route,
-                        "path": path,
-                        "kind": kind,
-                        "count": s["count"],
-                        "first_seen": s["first"],
-                        "last_seen": s["last"],
-                        "exemplars": json.dumps(s["ex"][:MAX_EXEMPLARS]),
-                        "review": "unreviewed",
-                        "note": "",
-                    }
-                )
-            else:
-                old = json.loads(row.exemplars)
-                ex = old if len(old) >= MAX_EXEMPLARS else (old + s["ex"])[:MAX_EXEMPLARS]
-                updates.append(
-                    {"b_id": row.id, "b_n": s["count"], "b_last": max(row.last_seen, s["last"]), "b_ex": json.dumps(ex)}
-                )
-        if inserts:
-            conn.execute(insert(t), inserts)
-        if updates:
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(count=t.c.count + bindparam("b_n"), last_seen=bindparam("b_last"), exemplars=bindparam("b_ex")),
-                updates,
-            )
 
     # --- queries (used by report, noise and the gate) -------------------------------------------------------
 
