@@ -1,9 +1,9 @@
 """The shadow pipeline: stages listed once, in order, joined by bounded queues; the Tap the forwarders feed.
 
-Owns :data:`STAGES`, :class:`Stage`, :class:`Budget`, :class:`Pairer` (the pairing stage's state) and
-:class:`Pipeline` (which is the :class:`Tap`). The forwarder (``shadow.forward`` or ``shadow.mitm``) only calls
+Owns :data:`STAGES`, :class:`Stage`, :class:`Budget` and :class:`Pipeline` (which is the :class:`Tap`); the
+pairing stage's state is ``shadow.pairer``, the comparators and diff worker processes are ``shadow.compare``. The forwarder (``shadow.forward`` or ``shadow.mitm``) only calls
 the Tap's non-blocking methods: every ``offer`` is ``put_nowait``; a full queue drops and counts
-(``parity_dropped_total{stage, reason="full"}``), it never waits. Each stage handles one item at a time inside
+(``parity_dropped_total{stage, reason="full"}``), it never waits. Each stage handles one item (the diff stage: one batch) at a time inside
 a safecall-style guard: an exception is logged, counted in ``parity_stage_errors_total{stage}`` and the stage
 moves on. Only ``ConfigError`` at startup may stop the proxy.
 
@@ -20,7 +20,7 @@ Stages, in order:
 4. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
 5. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
 
-May import: stdlib, ``wire``, ``recorder``, ``diffing``, ``shadow.{config,metrics,policy,_tasks}``.
+May import: stdlib, ``wire``, ``recorder``, ``diffing``, ``shadow.{compare,config,metrics,pairer,policy,_tasks}``.
 """
 
 from __future__ import annotations
@@ -29,17 +29,27 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shadow._tasks import cancel_all, spawn
+from shadow.compare import (
+    DIFF_BATCH,
+    Comparator,
+    Failed,
+    ProfileComparator,
+    compare_many,
+    discard_executor,
+    executor,
+    guarded,
+    warm,
+)
 from shadow.config import ShadowConfig
 from shadow.metrics import Metrics
-from wire.frames import http_response, parse_frame, parse_observation
-from wire.model import Event, Exchange, ExchangeKind, Kind, Leg, Observation, Other, Pair, Req, Res, Response
+from shadow.pairer import Joined, Pairer, payload_size
+from wire.model import Kind, Leg, Observation
 from wire.profiles.base import Profile
 
 logger = logging.getLogger(__name__)
@@ -157,276 +167,6 @@ class Stage:
         self._tasks.clear()
 
 
-def _size(obs: Any) -> int:
-    if not isinstance(obs, Observation):
-        return 0
-    if obs.data is not None:
-        return len(obs.data)
-    return len(obs.data_b64) if obs.data_b64 is not None else 0
-
-
-# -- pairing -------------------------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _Half:
-    route: str
-    protocol: str
-    t: float
-    legs: dict[Leg, Observation] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """A resolved comparison unit: both legs present (``outcome`` match|mismatch), or one leg left (unpaired|error)."""
-
-    conn: str
-    key: str
-    route: str
-    protocol: str
-    outcome: str
-    legs: dict[Leg, Observation]
-    detail: Any = None  # the differ's result for a compared pair
-
-
-#: ``joined -> (equal, detail)``; ``detail`` goes to the store (the differ's result).
-Comparator = Callable[[Joined], tuple[bool, Any]]
-
-
-def exact_compare(joined: Joined) -> tuple[bool, Any]:
-    """Byte equality of status and payload: for tests of the pipeline itself, never for parity verdicts."""
-    a, b = joined.legs[Leg.LEGACY], joined.legs[Leg.CANDIDATE]
-    return a.status == b.status and a.code == b.code and a.body == b.body, None
-
-
-class ProfileComparator:
-    """Compares through ``diffing.diff.compare_pair`` with the profile's normalization (the one differ)."""
-
-    def __init__(self, profile: Profile) -> None:
-        from diffing import diff
-
-        self.profile = profile
-        self._diff = diff
-
-    def exchange(self, joined: Joined, leg: Leg) -> Exchange:
-        obs = joined.legs[leg]
-        response: Response
-        if obs.kind is Kind.HTTP_RESPONSE:
-            kind, response = ExchangeKind.HTTP, http_response(obs)
-        else:
-            frame = parse_observation(obs)
-            assert frame is not None
-            kind = ExchangeKind.EVENT if isinstance(frame, Event) else ExchangeKind.WS
-            response = frame if not isinstance(frame, Req) else Other(raw=frame.raw, value=frame.value,
-                                                                      problem="a req frame from the server")
-        return Exchange(leg=leg, conn=joined.conn, key=joined.key, kind=kind, group=joined.route,
-                        responses=(response,), t_start=obs.t, t_end=obs.t)
-
-    def __call__(self, joined: Joined) -> tuple[bool, Any]:
-        lx, cx = self.exchange(joined, Leg.LEGACY), self.exchange(joined, Leg.CANDIDATE)
-        pair = Pair(conn=joined.conn, key=joined.key, kind=lx.kind, group=joined.route, legacy=lx, candidate=cx)
-        result = self._diff.compare_pair(pair, self.profile)
-        return result.equal, result
-
-
-_EXECUTORS: dict[int, Any] = {}
-_WORKER_COMPARATORS: dict[str, ProfileComparator] = {}
-
-
-def _executor(workers: int) -> Any:
-    """One shared process pool per size (spawned, not forked: the parent runs an event loop and threads)."""
-    pool = _EXECUTORS.get(workers)
-    if pool is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = _EXECUTORS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                         initializer=_lower_priority)
-        if len(_EXECUTORS) == 1:
-            import atexit
-
-            atexit.register(_shutdown_executors)
-    return pool
-
-
-def _discard_executor(workers: int, broken: Any) -> None:
-    """Forget ``broken``, unless a concurrent diff already replaced it (the fresh pool stays)."""
-    if _EXECUTORS.get(workers) is broken:
-        del _EXECUTORS[workers]
-        broken.shutdown(wait=False, cancel_futures=True)
-
-
-def _shutdown_executors() -> None:
-    """Stop the diff workers before interpreter teardown (an executor collected after it logs a spurious error)."""
-    while _EXECUTORS:
-        _, pool = _EXECUTORS.popitem()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _warm() -> None:
-    from wire.profiles.openclaw import get_profile
-
-    get_profile("openclaw")
-
-
-def _lower_priority() -> None:
-    """Diff workers yield the CPU to the client path (the proxy, and legacy/candidate on shared cores)."""
-    import os
-
-    try:
-        os.nice(10)
-    except OSError:
-        pass
-
-
-def compare_joined(profile_name: str, joined: Joined) -> tuple[bool, Any]:
-    """Runs in a diff worker process: the profile comparator on one pair (picklable in and out)."""
-    cmp = _WORKER_COMPARATORS.get(profile_name)
-    if cmp is None:
-        from wire.profiles.openclaw import get_profile
-
-        cmp = _WORKER_COMPARATORS[profile_name] = ProfileComparator(get_profile(profile_name))
-    return cmp(joined)
-
-
-#: Pairs sent to a diff worker in one message at most (whatever is queued when the worker is free).
-DIFF_BATCH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """A pair whose comparison raised: counted as a diff-stage error, not a mismatch."""
-
-    error: str
-
-
-def _guarded(cmp: Callable[[Joined], tuple[bool, Any]], joined: Joined) -> tuple[bool, Any]:
-    try:
-        return cmp(joined)
-    except Exception as exc:  # one bad pair must not cost the rest of its batch
-        return False, _Failed(f"{type(exc).__name__}: {exc}"[:300])
-
-
-def compare_many(profile_name: str, batch: list[Joined]) -> list[tuple[bool, Any]]:
-    """Runs in a diff worker process: :func:`compare_joined` on each pair of a batch, each guarded."""
-    return [_guarded(lambda j: compare_joined(profile_name, j), joined) for joined in batch]
-
-
-class Pairer:
-    """Joins the legs of one client request: HTTP by exchange id, WS ``res`` by request id (and response index),
-    WS events by name in arrival order within ``window`` seconds. Only what was mirrored is waited for.
-    """
-
-    def __init__(self, window: float, profile: Profile, *, max_bytes: int = 64 << 20) -> None:
-        self.window = window
-        self.profile = profile
-        self.max_bytes = max_bytes
-        self.bytes = 0  # payload bytes held by halves waiting for their other leg
-        self.pending: dict[tuple[str, str], _Half] = {}
-        self._mirrored_ids: dict[str, dict[str, str]] = {}  # conn -> req id -> route
-        self._res_index: dict[tuple[str, str, Leg], int] = {}
-        self._events: dict[tuple[str, str], dict[Leg, deque[tuple[float, Observation]]]] = {}
-        self.mirrored_conns: set[str] = set()
-
-    def expect(self, conn: str, key: str, route: str, protocol: str, t: float) -> None:
-        if protocol == "ws" and key.startswith("req:"):
-            self._mirrored_ids.setdefault(conn, {})[key[4:]] = route
-        elif protocol == "ws-conn":
-            self.mirrored_conns.add(conn)
-        else:
-            self.pending[(conn, key)] = _Half(route, protocol, t)
-
-    def close_conn(self, conn: str) -> None:
-        self.mirrored_conns.discard(conn)
-
-    def receive(self, obs: Observation) -> list[Joined]:
-        key = self._key(obs)
-        if key is None:
-            return []
-        half = self.pending.get(key)
-        if half is None:
-            return []
-        if obs.leg not in half.legs:
-            half.legs[obs.leg] = obs
-            self.bytes += _size(obs)
-        if obs.kind is Kind.ERROR or len(half.legs) == 2:
-            return [self._resolve(key, "error" if obs.kind is Kind.ERROR else "pair")]
-        if self.bytes > self.max_bytes:  # the other leg is too slow to keep this half: give it up, counted
-            return [self._resolve(key, "dropped")]
-        return []
-
-    def _resolve(self, key: tuple[str, str], outcome: str) -> Joined:
-        half = self.pending.pop(key)
-        self.bytes -= sum(_size(o) for o in half.legs.values())
-        if key[1].startswith("res:"):  # forget the id, so long-lived connections keep no per-request state
-            conn, rid = key[0], key[1][4:].rsplit(":", 1)[0]
-            for leg in Leg:
-                self._res_index.pop((conn, rid, leg), None)
-            if half.route not in self.profile.multi_response:  # ``agent`` may still answer a second time
-                ids = self._mirrored_ids.get(conn)
-                if ids is not None:
-                    ids.pop(rid, None)
-        return Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))
-
-    def _key(self, obs: Observation) -> tuple[str, str] | None:
-        if obs.kind in (Kind.HTTP_RESPONSE, Kind.ERROR) and obs.conn.startswith("h"):
-            return (obs.conn, "http")
-        if obs.kind is not Kind.WS_TEXT or obs.dir.value != "s2c" or obs.conn not in self.mirrored_conns:
-            if obs.kind is Kind.ERROR:
-                return (obs.conn, "error")
-            return None
-        frame = parse_frame(obs.data or "", t=obs.t)
-        if isinstance(frame, Res):
-            route = self._mirrored_ids.get(obs.conn, {}).get(frame.id)
-            if route is None:
-                return None
-            idx_key = (obs.conn, frame.id, obs.leg)
-            n = self._res_index.get(idx_key, 0)
-            self._res_index[idx_key] = n + 1
-            key = (obs.conn, f"res:{frame.id}:{n}")
-            if key not in self.pending:
-                self.pending[key] = _Half(route, "ws", obs.t)
-            return key
-        if isinstance(frame, Event) and frame.event not in self.profile.timer_events:
-            route = self.profile.event_label(frame.event)
-            per = self._events.setdefault((obs.conn, frame.event), {Leg.LEGACY: deque(), Leg.CANDIDATE: deque()})
-            other = Leg.CANDIDATE if obs.leg is Leg.LEGACY else Leg.LEGACY
-            if per[other]:
-                _, first = per[other].popleft()
-                key = (obs.conn, f"event:{frame.event}:{id(first)}")
-                self.pending[key] = _Half(route, "ws", first.t, {other: first})
-                return key  # ``first``'s bytes move from the event queue to the half
-            if self.bytes + _size(obs) > self.max_bytes:
-                return None
-            self.bytes += _size(obs)
-            per[obs.leg].append((obs.t, obs))
-        return None
-
-    def expire(self, now: float) -> list[Joined]:
-        """Resolve halves older than the window as unpaired."""
-        out: list[Joined] = []
-        cutoff = now - self.window
-        for key, half in list(self.pending.items()):
-            if half.t < cutoff:
-                out.append(self._resolve(key, "unpaired"))
-        for (conn, name), per in list(self._events.items()):
-            for leg, q in per.items():
-                while q and q[0][0] < cutoff:
-                    _, obs = q.popleft()
-                    self.bytes -= _size(obs)
-                    out.append(Joined(conn, f"event:{name}", self.profile.event_label(name), "ws", "unpaired",
-                                      {leg: obs}))
-            if not per[Leg.LEGACY] and not per[Leg.CANDIDATE] and conn not in self.mirrored_conns:
-                del self._events[(conn, name)]
-        for conn in [c for c in self._mirrored_ids if c not in self.mirrored_conns]:
-            if not any(k[0] == conn for k in self.pending):
-                self._mirrored_ids.pop(conn, None)
-                for k in [k for k in self._res_index if k[0] == conn]:
-                    del self._res_index[k]
-        return out
-
-
-# -- the pipeline ----------------------------------------------------------------------------------------------
-
 class Pipeline:
     """Owns the stages and their lifecycle; is the :class:`Tap` the forwarders feed.
 
@@ -495,7 +235,7 @@ class Pipeline:
             stage.start()
         self._bg.append(spawn(self._housekeeping(), name="pipeline-housekeeping"))
         if self._use_workers:  # spawn the diff worker now, not on the first pair
-            asyncio.get_running_loop().run_in_executor(_executor(self.config.limits.diff_workers), _warm)
+            asyncio.get_running_loop().run_in_executor(executor(self.config.limits.diff_workers), warm)
         if self.config.limits.shed_lag_ms > 0:
             self._bg.append(spawn(self._lag_sampler(), name="pipeline-lag"))
 
@@ -518,7 +258,7 @@ class Pipeline:
         """
         if obs.kind in (Kind.WS_TEXT, Kind.WS_BINARY):
             self.metrics.frames.labels(leg=obs.leg.value, direction=obs.dir.value).inc()
-        size = _size(obs)
+        size = payload_size(obs)
         if self.pair_bytes + size > self.config.limits.max_queued_bytes:
             self.metrics.drop("pair", "bytes")
         elif self.stages["pair"].offer(obs):
@@ -579,7 +319,7 @@ class Pipeline:
             _, conn, key, route, protocol, t = item
             self.pairer.expect(conn, key, route, protocol, t)
             return
-        self.pair_bytes -= _size(item)
+        self.pair_bytes -= payload_size(item)
         for result in self.pairer.receive(item):
             self._account(result)
 
@@ -590,18 +330,18 @@ class Pipeline:
         if self._use_workers:
             loop = asyncio.get_running_loop()
             workers = self.config.limits.diff_workers
-            pool = _executor(workers)
+            pool = executor(workers)
             try:
                 results = await loop.run_in_executor(pool, compare_many, self.profile.name, batch)
             except BrokenProcessPool:
                 # a worker died (OOM killer, a signal): a fresh pool for these pairs and the ones after them
                 logger.error("diff worker died; starting a new pool of %d", workers)
-                _discard_executor(workers, pool)
-                results = await loop.run_in_executor(_executor(workers), compare_many, self.profile.name, batch)
+                discard_executor(workers, pool)
+                results = await loop.run_in_executor(executor(workers), compare_many, self.profile.name, batch)
         else:
-            results = [_guarded(self.comparator, joined) for joined in batch]
+            results = [guarded(self.comparator, joined) for joined in batch]
         for joined, (match, detail) in zip(batch, results, strict=True):
-            if isinstance(detail, _Failed):
+            if isinstance(detail, Failed):
                 self.metrics.stage_errors.labels(stage="diff").inc()
                 logger.error("comparing %s %s failed: %s", joined.route, joined.key, detail.error)
                 continue

@@ -19,12 +19,14 @@ from prometheus_client import CollectorRegistry
 from recorder.capture import TraceSink, WriteAheadLog
 from shadow import _tasks
 from shadow.admin import admin_app
+from shadow.compare import Comparator, ProfileComparator
 from shadow.config import ShadowConfig
 from shadow.forward import Forwarder
 from shadow.metrics import Metrics
 from shadow.mirror import HttpMirror
 from shadow.modes import ModeController
-from shadow.pipeline import Comparator, Joined, Pipeline, ProfileComparator
+from shadow.pairer import Joined
+from shadow.pipeline import Pipeline
 from shadow.policy import Policy
 from wire.model import Kind, Leg, Pair
 from wire.profiles.base import Profile

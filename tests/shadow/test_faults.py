@@ -145,7 +145,7 @@ async def test_diff_worker_killed_is_replaced_and_pairs_keep_being_compared(
     import os
     import signal
 
-    from shadow import pipeline
+    from shadow import compare
 
     proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={"diff_workers": 1})
     compared = lambda: proxy.metrics.total("parity_pairs_total")  # noqa: E731
@@ -156,7 +156,7 @@ async def test_diff_worker_killed_is_replaced_and_pairs_keep_being_compared(
 
     await one()
     await async_wait_until(lambda: compared() == 1, 20 * S, what="first pair compared in the worker")
-    pool = pipeline._EXECUTORS[1]
+    pool = compare._EXECUTORS[1]
     pids = list(pool._processes)  # noqa: SLF001 - the worker to kill
     assert pids
     for pid in pids:
@@ -164,5 +164,5 @@ async def test_diff_worker_killed_is_replaced_and_pairs_keep_being_compared(
     for _ in range(3):
         await one()
     await async_wait_until(lambda: compared() == 4, 30 * S, what="pairs compared after the worker died")
-    assert pipeline._EXECUTORS[1] is not pool, "a new pool replaced the broken one"
+    assert compare._EXECUTORS[1] is not pool, "a new pool replaced the broken one"
     assert proxy.metrics.total("parity_stage_errors_total") == 0
