@@ -79,31 +79,17 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def tree_rss_kb(pid: int) -> tuple[int, int]:
-    """(main process RSS, RSS summed over the process and its descendants), in KiB."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """(largest single RSS in the tree -- the main process --, RSS summed over the process and its descendants),
+    in KiB."""
+    rss = []
+    for p in _tree(pid):
         try:
-            status = Path(f"/proc/{entry}/status").read_text()
+            status = Path(f"/proc/{p}/status").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        p = int(entry)
-        children.setdefault(int(fields.get("PPid", "0").strip() or 0), []).append(p)
-        rss[p] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    total, stack, main = 0, [pid], 0
-    seen: set[int] = set()
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        total += rss.get(p, 0)
-        main = max(main, rss.get(p, 0))
-        stack.extend(children.get(p, []))
-    return main, total
+        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+        rss.append(int(line.split()[1]))
+    return max(rss, default=0), sum(rss)
 
 
 async def hello(url: str, token: str) -> Any:

@@ -95,6 +95,16 @@ class WsClient:
         await self.send(req)
         return await self.response(rid)
 
+    async def chat_turn(self, message: str, key: str, *, session: str = "main", timeout: float = 30.0) -> dict[str, Any]:
+        """``chat.send`` (must be accepted), then wait for the turn's last ``chat`` event (final or error)."""
+        ack = await self.call("chat.send", {"sessionKey": session, "message": message, "idempotencyKey": key})
+        assert ack["ok"], ack
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.recv(timeout)
+                if frame.get("event") == "chat" and frame["payload"].get("state") in ("final", "error"):
+                    return frame
+
     async def closed(self, timeout: float = 10.0) -> tuple[int, str]:
         """Drain until the server closes; return ``(code, reason)``."""
         with contextlib.suppress(websockets.ConnectionClosed):

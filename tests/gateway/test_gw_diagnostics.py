@@ -6,7 +6,6 @@ The golden trace rpc-diagnostics-stability shows the legacy's shape: ``capacity`
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -75,12 +74,7 @@ async def test_model_calls_are_recorded(gw_factory: GatewayFactory, fake_model: 
     token = "tok-" + "d" * 20
     async with gw_factory(data=offline_config(token, fake_model.url)) as g, open_client(g.url) as c:
         assert (await c.connect(auth={"token": token}))["ok"]
-        assert (await c.call("chat.send", {"sessionKey": "main", "message": "ping", "idempotencyKey": "d-1"}))["ok"]
-        async with asyncio.timeout(30):
-            while True:
-                frame = await c.recv(30)
-                if frame.get("event") == "chat" and frame["payload"].get("state") in ("final", "error"):
-                    break
+        await c.chat_turn("ping", "d-1")
         snap = (await c.call("diagnostics.stability", {"type": "model.call.completed"}))["payload"]
         started = (await c.call("diagnostics.stability", {"type": "model.call.started"}))["payload"]
     assert started["count"] == snap["count"] >= 1

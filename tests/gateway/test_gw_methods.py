@@ -248,12 +248,7 @@ async def test_status_recent_rows_carry_the_session_accounting(gw_factory: Gatew
     token = "tok-" + "s" * 20
     async with gw_factory(data=offline_config(token, fake_model.url)) as g, open_client(g.url) as c:
         assert (await c.connect(auth={"token": token}))["ok"]
-        assert (await c.call("chat.send", {"sessionKey": "main", "message": "ping", "idempotencyKey": "s-1"}))["ok"]
-        async with asyncio.timeout(30):
-            while True:
-                frame = await c.recv(30)
-                if frame.get("event") == "chat" and frame["payload"].get("state") in ("final", "error"):
-                    break
+        await c.chat_turn("ping", "s-1")
         sessions = (await c.call("status"))["payload"]["sessions"]
         listed = (await c.call("sessions.list"))["payload"]["sessions"][0]
         health = session_summary(g.app)  # what health reports (its snapshot is cached)
