@@ -256,6 +256,11 @@ def _is_num(v: Json) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+#: What ``Mask`` leaves: a second Mask over the same field (overlapping rules, a user file on the profile) must not
+#: turn ``<masked:number>`` into ``<masked:string>`` and so hide a type change.
+_MASKED = frozenset(f"<masked:{t}>" for t in ("null", "boolean", "number", "string", "array", "object"))
+
+
 def json_type(v: Json) -> str:
     """The JSON type name of a decoded value: null, boolean, number, string, array or object."""
     if v is None:
@@ -643,7 +648,10 @@ def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
 
         def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
             hit(p)
-            c[k] = placeholder if placeholder is not None else f"<masked:{json_type(c[k])}>"
+            v = c[k]
+            if isinstance(v, str) and v in _MASKED:  # masked already by an overlapping rule: keep the type it recorded
+                return
+            c[k] = placeholder if placeholder is not None else f"<masked:{json_type(v)}>"
 
     elif isinstance(rule, Regex):
         rx = re.compile(rule.pattern)

@@ -183,3 +183,27 @@ def test_glob_deep_rules_use_the_raw_key_set() -> None:
     assert norm.normalize({"xAtMs": 1}, raw='{"xAtMs":1}').value == {"xAtMs": "<masked:number>"}
     assert norm.normalize({"xAtMs": 1}, raw='{"other":1}').value == {"xAtMs": 1}  # key absent from the text
     assert norm.normalize({"yAtMs": 1}, raw='{"yAtMs":1}').value == {"yAtMs": "<masked:number>"}  # memo reused
+
+
+def test_overlapping_masks_keep_the_type_the_first_one_recorded() -> None:
+    """Two Mask rules over one field (overlapping globs, a user file on the profile): a number masked twice is
+    still ``<masked:number>``, so a number-vs-string change stays visible."""
+    from wire.normalize import Mask, Normalizer
+
+    norm = Normalizer((Mask("**.startedAt", "a"), Mask("**.*At", "b")))
+    legacy = norm.normalize({"run": {"startedAt": 1, "endedAt": [1]}}).value
+    candidate = norm.normalize({"run": {"startedAt": "x", "endedAt": {"a": 1}}}).value
+    assert legacy == {"run": {"startedAt": "<masked:number>", "endedAt": "<masked:array>"}}
+    assert candidate == {"run": {"startedAt": "<masked:string>", "endedAt": "<masked:object>"}}
+
+
+def test_openclaw_profile_sees_a_type_change_under_its_time_masks() -> None:
+    from wire.normalize import Context
+    from wire.profiles.openclaw import OPENCLAW
+
+    def norm(doc: dict[str, object]) -> object:
+        return OPENCLAW.normalizer.normalize(doc, Context(method="status")).value
+
+    for key in ("startedAt", "endedAt", "acceptedAt", "updatedAt", "generatedAt", "snapshotAt"):
+        assert norm({"payload": {key: 1}}) != norm({"payload": {key: "x"}}), key
+        assert norm({"payload": {key: 1}}) == norm({"payload": {key: 2}}), key

@@ -101,7 +101,7 @@ _ENVELOPE: tuple[Rule, ...] = (
 )
 
 _TIME_KEYS = (
-    "ts timestamp startedAt endedAt acceptedAt updatedAt generatedAt created created_at durationMs uptimeMs "
+    "ts timestamp created created_at durationMs uptimeMs "
     "eventLoop processMemory pid processInstanceId instanceId loadAverage memoryFreeBytes diskAvailableBytes "
     "diskTotalBytes disks cpuModel nodeVersion release"
 )
