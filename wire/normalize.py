@@ -376,13 +376,7 @@ class Normalizer:
                 if not isinstance(doc, dict) or first in doc:  # most literal paths miss at the first key
                     _visit_literal(doc, segs, rule, result, track)
                 continue
-            if (
-                isinstance(doc, dict)
-                and first not in doc
-                and first not in _WILD
-                and "*" not in first
-                and "?" not in first
-            ):
+            if isinstance(doc, dict) and first not in doc and first not in _WILD and not _is_glob(first):
                 continue  # a literal first key the document lacks: nothing to match
             if not self._present(trigger, raw, pieces):
                 continue
@@ -525,13 +519,11 @@ def _deep_keys(
     keys: list[str],
     acts: list[_Action],
     memo: dict[str, tuple[int, ...]],
-    need_path: bool = True,
-    hot: set[str] | None = None,
+    need_path: bool,
+    hot: set[str],
 ) -> None:
     """One walk applying every ``**.<key>`` rule; ``memo`` (object key -> indices of matching rules) and ``hot``
     (the memo's keys that match some rule) are kept by the caller across documents with the same live rules."""
-    if hot is None:
-        hot = {k for k, idx in memo.items() if idx}
 
     def acts_for(k: str) -> list[_Action]:
         idx = memo.get(k)
@@ -571,10 +563,7 @@ def _deep_keys(
                             walk_fast(child)
                 return
             for k, child in list(node.items()):
-                idx = memo.get(k)
-                if idx is None:
-                    acts_for(k)
-                    idx = memo[k]
+                idx = memo[k]  # every key of this object was memoized just above
                 if idx:
                     for i in idx:
                         if k in node:
