@@ -184,29 +184,16 @@ _EXTRA_MASKS = (
 _BACKGROUND_EVENTS = ('"event":"update.available"', '"event":"cron"')
 
 
-#: Section 8, "Time and size": time-derived values the profile does not mask yet (key -> where seen).
-_TIME_KEYS = {"age": "status sessions.recent.*.age (ms since last activity)",
-              "snapshotAt": "sessions.list sessions.*.snapshotAt (epoch ms)"}
-
-
 def _json_fixups(data: str) -> str:
-    """JSON-level masks: time-derived keys, and hello-ok ``snapshot.updateSchedule`` -- section 2.4: absent on
-    connects made before the legacy's update scheduler has started (observed on the first connect after boot),
-    present afterwards (A/A noise)."""
-    if not data.startswith("{") or not any(f'"{k}"' in data for k in (*_TIME_KEYS, "updateSchedule")):
+    """hello-ok ``snapshot.updateSchedule`` -- section 2.4: absent on connects made before the legacy's update
+    scheduler has started (observed on the first connect after boot), present afterwards (A/A noise). Time-derived
+    keys (``age``, ``snapshotAt``, ...) are the profile's (``**.age``, ``**.*At``)."""
+    if not data.startswith("{") or '"updateSchedule"' not in data:
         return data
     doc = json.loads(data)
     if isinstance(doc.get("payload"), dict) and isinstance(doc["payload"].get("snapshot"), dict):
         doc["payload"]["snapshot"].pop("updateSchedule", None)
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: ("<time>" if k in _TIME_KEYS and isinstance(x, int | float) else walk(x)) for k, x in v.items()}
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        return v
-
-    return json.dumps(walk(doc), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 def _mask_extra(observations: Any) -> list[Observation]:
