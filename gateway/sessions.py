@@ -38,6 +38,17 @@ def agent_of(key: str) -> str:
     return parts[1] if len(parts) >= 3 and parts[0] == "agent" else DEFAULT_AGENT
 
 
+def key_rest(key: str) -> str:
+    """What follows ``agent:<id>:`` in a canonical key (``main``, ``cron:<job>``, ``openai:<user>``, ...)."""
+    parts = key.split(":", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "agent" else ""
+
+
+def is_cron_key(key: str) -> bool:
+    """A cron run's session (``agent:<id>:cron:<job>...``)."""
+    return key_rest(key).startswith("cron:")
+
+
 class SessionStore:
     """Real, on-disk session store. Not thread-safe; the gateway uses it from its event loop only."""
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.app import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, TOOLS_KEY
 from gateway.dispatch import WRITE, MethodContext, MethodError, method
 from gateway.protocol import ANY, NES, STR, S, format_errors, obj, opt, req, validate
-from gateway.sessions import canonical_key
+from gateway.sessions import agent_of, canonical_key, is_cron_key, key_rest
 from gateway.state import now_ms
 
 __all__: list[str] = []
@@ -208,8 +208,8 @@ def _session_row(r: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     ``cron``, background, created by the system via cron; cron and /v1 (``openai:``/``openresponses:``) sessions
     carry no ``chatType``."""
     is_main = r["key"] == "agent:main:main"
-    rest = r["key"].split(":", 2)[2] if r["key"].count(":") >= 2 else ""
-    is_cron = rest.startswith("cron:")
+    rest = key_rest(r["key"])
+    is_cron = is_cron_key(r["key"])
     row: dict[str, Any] = {"key": r["key"], "visibility": "shared"}
     if is_cron:
         row.update({"createdVia": "cron", "createdActor": {"type": "system"}})
@@ -217,7 +217,7 @@ def _session_row(r: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
             row["createdAt"] = r["createdAt"]
     row.update({
         "kind": "direct", "classification": "main" if is_main else "cron" if is_cron else "custom",
-        "agentId": r["key"].split(":")[1], "isMain": is_main, "isBackground": is_cron,
+        "agentId": agent_of(r["key"]), "isMain": is_main, "isBackground": is_cron,
     })
     if not (is_cron or rest.startswith(("openai:", "openresponses:"))):
         row["chatType"] = "direct"
@@ -255,7 +255,7 @@ async def chat_history(ctx: MethodContext, params: Any) -> Any:
     is_main = key == "agent:main:main"
     info = {
         "key": key, "permissionModePending": False, "kind": "direct", "classification": "main" if is_main else "custom",
-        "agentId": key.split(":")[1], "isMain": is_main, "isBackground": False,
+        "agentId": agent_of(key), "isMain": is_main, "isBackground": False,
         "updatedAt": entry.get("updatedAt") if entry else None, "archived": False, "pinned": False, "unread": False,
         "effectiveFastMode": False, "effectiveFastModeSource": "default", "fastAutoOnSeconds": 60,
         "totalTokensFresh": False, "effectiveResponseUsage": "off", "effectiveQueueMode": "steer", **defaults,
@@ -334,5 +334,6 @@ async def agent(ctx: MethodContext, params: Any) -> Any:
     state.dedupe.put(run_id, {"runId": run_id, "status": "started"})
     key = p.get("sessionKey") or "main"
     _start_turn(ctx, key, p["message"], run_id, p.get("extraSystemPrompt"), final_response=True)
-    return {"runId": run_id, "sessionKey": canonical_key(key), "agentId": canonical_key(key).split(":")[1],
+    session_key = canonical_key(key)
+    return {"runId": run_id, "sessionKey": session_key, "agentId": agent_of(session_key),
             "status": "accepted", "acceptedAt": now_ms()}

@@ -12,8 +12,6 @@ token/password/apiKey/secret) and the raw text redacted by value. ``config.get``
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import math
 from typing import Any
 
@@ -33,7 +31,7 @@ from gateway.config_schema import (
     Str,
 )
 from gateway.dispatch import ADMIN, READ, MethodContext, method
-from gateway.hello import _journal_key, applied_config_hash
+from gateway.hello import _hmac_hex, _journal_key, applied_config_hash
 
 __all__ = ["REDACTED", "materialize_runtime", "materialize_source", "redact_config"]
 
@@ -121,7 +119,7 @@ async def config_get(ctx: MethodContext, params: Any) -> Any:
     source = materialize_source(redacted)
     runtime = materialize_runtime(source)
     raw = redact_text(config.raw_text, config.secrets())
-    digest = hmac.new(_journal_key(config.state_dir), (config.raw_text or "").encode(), hashlib.sha256).hexdigest()
+    digest = _hmac_hex(_journal_key(config.state_dir), (config.raw_text or "").encode())
     return {
         "agentRosterIncludeOwned": False, "appliedConfigHash": applied_config_hash(ctx.app), "bindingsIncludeOwned": False,
         "config": runtime, "configRevisionHash": f"hmac-sha256:v1:{digest}", "exists": config.exists,

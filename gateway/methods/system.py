@@ -20,6 +20,7 @@ from gateway.app import CONFIG_KEY, DEVICES_KEY, IDENTITY_KEY, SESSIONS_KEY, STA
 from gateway.diagnostics import DIAGNOSTICS_KEY, query_from_params
 from gateway.dispatch import PAIRING, MethodContext, MethodError, method
 from gateway.methods.health import _event_loop, session_summary
+from gateway.sessions import agent_of, is_cron_key
 from gateway.state import VERSION, now_ms
 
 __all__: list[str] = []
@@ -65,8 +66,8 @@ def _status_row(r: dict[str, Any], primary: str, model: str, window: int | None)
     """A ``status`` recent-session row from the session entry (the legacy's keys for what pyclaw tracks: no cache
     token counts, no systemSent, no runtime label)."""
     now = now_ms()
-    cron = r["key"].split(":", 2)[-1].startswith("cron:")  # cron run rows: kind cron, no abortedLastRun (golden)
-    row: dict[str, Any] = {"agentId": r["key"].split(":")[1], "key": r["key"], "kind": "cron" if cron else "direct",
+    cron = is_cron_key(r["key"])  # cron run rows: kind cron, no abortedLastRun (golden)
+    row: dict[str, Any] = {"agentId": agent_of(r["key"]), "key": r["key"], "kind": "cron" if cron else "direct",
                            "sessionId": r.get("sessionId"), "updatedAt": r.get("updatedAt"),
                            "age": now - int(r.get("updatedAt") or now)}
     for k in ("abortedLastRun", "inputTokens", "outputTokens", "totalTokens"):
