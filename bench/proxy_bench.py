@@ -126,12 +126,12 @@ class Procs:
 
 
 def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str,
-              shed_ms: float = 0.0) -> list[str]:
+              shed_ms: float = 0.0, mirror_process: bool = False, admin: int = 0) -> list[str]:
     cfg = tmp / f"shadow-{port}.toml"
-    cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{free_port()}"\n'
+    cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{admin or free_port()}"\n'
                    f'[legacy]\nurl = "{legacy}"\ntoken = "{ltoken}"\n'
                    + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else "")
-                   + f'[limits]\nshed_lag_ms = {shed_ms}\n')
+                   + f'[limits]\nshed_lag_ms = {shed_ms}\nmirror_process = {str(mirror_process).lower()}\n')
     return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
 
 
@@ -196,9 +196,27 @@ def wrk(url: str, conns: int, duration: float) -> dict[str, float]:
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency", "--timeout", "10s", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return {"rps": rps, "p50": _ms(lat["50"]), "p99": _ms(lat["99"]), "errors": 1.0 if errors else 0.0}
+    return {"rps": rps, "p50": _ms(lat["50"]), "p99": _ms(lat["99"]), "errors": 1.0 if errors else 0.0,
+            "requests": total}
+
+
+def mirrored_pairs(admin_url: str, timeout: float = 60.0) -> float:
+    """``GET /healthz`` pairs the proxy compared (``parity_pairs_total``), once the count stops moving."""
+    import urllib.request
+
+    last, stable, deadline = -1.0, 0, time.monotonic() + timeout
+    while time.monotonic() < deadline and stable < 3:
+        with urllib.request.urlopen(admin_url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        pattern = r'^parity_pairs_total\{[^}]*route="[^"]* /healthz"[^}]*\} (\S+)$'
+        now = sum(float(v) for v in re.findall(pattern, text, re.M))
+        stable = stable + 1 if now == last else 0
+        last = now
+        time.sleep(0.5)
+    return last
 
 
 async def ws_rtt(url: str, token: str, n: int) -> dict[str, float]:
@@ -247,6 +265,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
     configs.append(("proxy (on)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "shadow", up.legacy_token,
                                             up.candidate_token)))
     configs.append((f"proxy (on, shed {SHED_MS:g} ms)", []))
+    configs.append(("proxy (on, mirror process)", []))
     if MITMDUMP.exists():
         configs.append(("mitmproxy", mitm_cmd(tmp, 0, up.legacy_url)))
     else:
@@ -261,9 +280,11 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
         else:
             port = free_port()
             if name.startswith("proxy"):
+                admin = free_port()
                 cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
                                 "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
-                                shed_ms=SHED_MS if "shed" in name else 0.0)
+                                shed_ms=SHED_MS if "shed" in name else 0.0,
+                                mirror_process="mirror process" in name, admin=admin)
             elif name == "mitmproxy":
                 cmd = mitm_cmd(tmp, port, up.legacy_url)
             else:
@@ -273,7 +294,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
             url = f"http://127.0.0.1:{port}"
         logger.info("[%s] %s: %s", up.name, name, url)
         row: dict[str, Any] = {}
-        wrk(url + "/healthz", 1, 1.0)  # warm-up
+        wrk_warmup = wrk(url + "/healthz", 1, 1.0)
         row["c1"] = wrk(url + "/healthz", 1, args.duration)
         row["c16"] = wrk(url + "/healthz", 16, args.duration)
         try:
@@ -281,6 +302,9 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
         except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
             logger.warning("[%s] %s: WS RPC failed: %r", up.name, name, exc)
             row["ws"] = None
+        if "on" in name and name.startswith("proxy"):  # how much of the traffic the mirror really compared
+            sent = wrk_warmup["requests"] + row["c1"]["requests"] + row["c16"]["requests"]
+            row["coverage"] = mirrored_pairs(f"http://127.0.0.1:{admin}") / sent
         logger.info("[%s] %s: %s", up.name, name, json.dumps(row))
         results[name] = row
         if proc is not None:

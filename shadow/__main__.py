@@ -27,7 +27,7 @@ _FLAGS = {
     "listen": "listen", "admin": "admin", "legacy": "legacy.url", "candidate": "candidate.url", "mode": "mode",
     "canary_percent": "canary.percent", "trace_dir": "record.trace_dir", "db": "record.db",
     "sample_rate": "record.sample_rate", "write_ahead": "record.write_ahead", "dry_run": "dry_run",
-    "device_auth": "candidate.device_auth",
+    "device_auth": "candidate.device_auth", "mirror_process": "limits.mirror_process",
 }
 
 
@@ -46,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-rate", type=float, metavar="R", help="fraction of connections recorded")
     parser.add_argument("--write-ahead", action="store_true", default=None,
                         help="fsync side-effecting requests to a log before forwarding them to the legacy")
+    parser.add_argument("--mirror-process", action="store_true", default=None,
+                        help="mirror, pair, diff, record and store in a child process at a lower CPU priority "
+                             "(limits.mirror_nice), so mirroring competes less with the client path")
     parser.add_argument("--dry-run", action="store_true", default=None,
                         help="the candidate suppresses outbound delivery: mirror side-effecting calls too")
 

@@ -3,7 +3,7 @@
 Owns the admin aiohttp application. It listens on its own port (loopback by default), so scraping and
 switching never share a socket or a handler with client traffic.
 
-- ``GET /metrics``  -- every ``parity_*`` metric of this proxy's registry.
+- ``GET /metrics``  -- every ``parity_*`` metric of this proxy (and of its mirror process, merged).
 - ``GET /healthz``  -- ``{"ok":true,"mode":…,"canary_percent":…,"queues":{…},"mirror_bytes":…}``.
 - ``GET /mode``     -- the current mode.
 - ``POST /mode``    -- body ``{"mode":"canary","canary_percent":10}``; 400 with the reason on bad input. Open
@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from wire.errors import ConfigError
 
@@ -33,7 +33,7 @@ __all__ = ["admin_app"]
 
 def admin_app(proxy: ShadowProxy) -> web.Application:
     async def metrics(_request: web.Request) -> web.Response:
-        body = generate_latest(proxy.metrics.registry)
+        body = proxy.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -121,6 +121,8 @@ class Limits:
     diff_workers: int = 1  # processes comparing pairs off the event loop (0 = compare inline)
     shed_lag_ms: float = 0.0  # 0 = off; above this event-loop lag (EWMA) new mirror work is dropped (reason
     #                           "overload"), so mirroring never costs the client path its CPU
+    mirror_process: bool = False  # run mirroring, pairing, diffing, recording and storing in a child process
+    mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,14 +294,18 @@ def _limits(t: Mapping[str, Any]) -> Limits:
         if f.name not in t:
             continue
         default = getattr(base, f.name)
-        if isinstance(default, float):
+        if isinstance(default, bool):
+            kw[f.name] = _bool(t, f.name, default, p)
+        elif isinstance(default, float):
             v = _num(t, f.name, default, p)
             if v < 0 or (v == 0 and f.name != "shed_lag_ms"):
                 raise ConfigError(f"{p}{f.name}: must be > 0, got {v}")
             kw[f.name] = v
         else:
-            minimum = 0 if f.name in ("rss_cap_mb", "connect_retries", "diff_workers") else 1
+            minimum = 0 if f.name in ("rss_cap_mb", "connect_retries", "diff_workers", "mirror_nice") else 1
             kw[f.name] = _int(t, f.name, default, p, minimum)
+            if f.name == "mirror_nice" and kw[f.name] > 19:
+                raise ConfigError(f"{p}mirror_nice: expected 0..19, got {kw[f.name]}")
     return replace(base, **kw)
 
 

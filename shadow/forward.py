@@ -29,11 +29,10 @@ from aiohttp import WSMsgType, web
 from recorder.capture import WriteAheadLog
 from shadow._tasks import spawn
 from shadow.config import Credentials, ShadowConfig
-from shadow.handshake import Handshaker
 from shadow.metrics import Metrics
-from shadow.mirror import HOP_BY_HOP, MirrorSession, error_kind
+from shadow.mirror import HOP_BY_HOP, error_kind
 from shadow.modes import ModeController, Routing
-from shadow.pipeline import HttpJob, Pipeline
+from shadow.pipeline import HttpJob, MirrorHandle, Tap
 from shadow.policy import MIRROR, RECORD_ONLY, Policy
 from wire.frames import parse_frame
 from wire.model import Direction, Kind, Leg, Observation, Req
@@ -82,22 +81,21 @@ class Forwarder:
 
     Args:
         config: proxy config.
-        metrics, pipeline, modes, policy: the shared proxy parts (see ``shadow.__main__.build``).
+        metrics, modes, policy: the shared proxy parts (see ``shadow.proxy.ShadowProxy``).
+        tap: the mirror side (``shadow.side.LocalSide`` or ``shadow.remote.RemoteSide``).
         write_ahead: durable log for side-effecting requests, or ``None``.
     """
 
-    def __init__(self, config: ShadowConfig, metrics: Metrics, pipeline: Pipeline, modes: ModeController,
+    def __init__(self, config: ShadowConfig, metrics: Metrics, tap: Tap, modes: ModeController,
                  policy: Policy, *, write_ahead: WriteAheadLog | None = None) -> None:
         self.config = config
         self.metrics = metrics
-        self.pipeline = pipeline
+        self.tap = tap
         self.modes = modes
         self.policy = policy
         self.write_ahead = write_ahead
         self._ids = itertools.count(1)
         self._sessions: dict[Leg, aiohttp.ClientSession] = {}
-        self._handshakers: dict[Leg, Handshaker] = {}
-        self._mirrors: set[MirrorSession] = set()
         self._client_ws: set[web.WebSocketResponse] = set()
         self._gauges = {p: metrics.client_connections.labels(protocol=p) for p in ("http", "ws")}
 
@@ -122,19 +120,12 @@ class Forwarder:
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                 timeout=aiohttp.ClientTimeout(total=self.config.limits.legacy_timeout, sock_connect=5.0),
             )
-        for leg in Leg:
-            other = Leg.CANDIDATE if leg is Leg.LEGACY else Leg.LEGACY
-            if self.creds(leg).url:
-                self._handshakers[leg] = Handshaker(self.creds(leg), self.creds(other))
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         for ws in list(self._client_ws):
             await ws.close(code=1001, message=b"proxy shutting down")
 
     async def _on_cleanup(self, _app: web.Application) -> None:
-        for m in list(self._mirrors):
-            m.close()
-        await asyncio.gather(*(m.wait_closed(2.0) for m in list(self._mirrors)), return_exceptions=True)
         for s in self._sessions.values():
             await s.close()
 
@@ -157,7 +148,7 @@ class Forwarder:
             gauge.dec()
 
     async def _http_exchange(self, request: web.Request, routing: Routing) -> web.StreamResponse:
-        pl = self.pipeline
+        pl = self.tap
         conn = f"h{next(self._ids)}"
         primary = routing.primary
         method, path = request.method, request.raw_path
@@ -240,7 +231,7 @@ class Forwarder:
             gauge.dec()
 
     async def _ws_session(self, request: web.Request, routing: Routing) -> web.StreamResponse:
-        pl = self.pipeline
+        pl = self.tap
         conn = f"c{next(self._ids)}"
         primary = routing.primary
         path = request.raw_path
@@ -268,14 +259,10 @@ class Forwarder:
         await ws.prepare(request)
         self._client_ws.add(ws)
         pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.WS_OPEN, path=path))
-        mirror: MirrorSession | None = None
+        mirror: MirrorHandle | None = None
         if routing.mirror:
-            pl.expect(conn, "conn", "", "ws-conn")
             origin = [(k, v) for k, v in fwd.items() if k.lower() in ("origin", "user-agent")]
-            mirror = MirrorSession(conn, path, origin, routing.secondary, self.config, self.metrics, pl,
-                                   self._handshakers[routing.secondary])
-            self._mirrors.add(mirror)
-            mirror.start()
+            mirror = pl.open_mirror(conn, path, origin, routing.secondary)
         state = {"client_closed": False}
         down = spawn(self._pump_down(conn, primary, up, ws, state), name=f"pump-down-{conn}")
         try:
@@ -289,16 +276,13 @@ class Forwarder:
             self._client_ws.discard(ws)
             if not up.closed:
                 await up.close()
-            if mirror is not None:
-                mirror.close()
-                self._mirrors.discard(mirror)
-            self.pipeline.stages["pair"].offer(("close", conn))
+            pl.close_conn(conn)
         return ws
 
     async def _pump_up(self, conn: str, leg: Leg, ws: web.WebSocketResponse, up: aiohttp.ClientWebSocketResponse,
-                       mirror: MirrorSession | None, state: dict[str, bool]) -> None:
+                       mirror: MirrorHandle | None, state: dict[str, bool]) -> None:
         """Client -> primary, then (without waiting) the Tap and the mirror."""
-        pl = self.pipeline
+        pl = self.tap
         while True:
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
@@ -330,18 +314,16 @@ class Forwarder:
                         await up.close(code=1000)
                 return
 
-    def _after_c2s(self, conn: str, leg: Leg, text: str, mirror: MirrorSession | None) -> None:
-        pl = self.pipeline
+    def _after_c2s(self, conn: str, leg: Leg, text: str, mirror: MirrorHandle | None) -> None:
+        pl = self.tap
         decision = None
         if mirror is not None:
             frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
             method = frame.method if isinstance(frame, Req) else None
             decision, route = self.policy.ws(method)
             if decision == MIRROR:
-                if mirror.offer(text):
-                    if isinstance(frame, Req):  # queued before the mirror task can run: no race with the answer
-                        pl.expect(conn, "req:" + frame.id, route, "ws")
-                elif method is not None:
+                req_id = frame.id if isinstance(frame, Req) else None
+                if not mirror.offer_frame(text, req_id, route) and method is not None:
                     pl.count(leg, "ws", route, "dropped")
             elif method is not None:
                 pl.count(leg, "ws", route, "skipped")
@@ -352,13 +334,13 @@ class Forwarder:
         assert self.write_ahead is not None
         frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
         if isinstance(frame, Req) and self.policy.side_effecting(frame.method):
-            await self.write_ahead.append(Observation(t=self.pipeline.now(), conn=conn, leg=leg, dir=Direction.C2S,
+            await self.write_ahead.append(Observation(t=self.tap.now(), conn=conn, leg=leg, dir=Direction.C2S,
                                                       kind=Kind.WS_TEXT, data=text))
 
     async def _pump_down(self, conn: str, leg: Leg, up: aiohttp.ClientWebSocketResponse,
                          ws: web.WebSocketResponse, state: dict[str, bool]) -> None:
         """Primary -> client, byte for byte, close code and reason included."""
-        pl = self.pipeline
+        pl = self.tap
         while True:
             msg = await up.receive()
             if msg.type is WSMsgType.TEXT:

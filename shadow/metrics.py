@@ -12,7 +12,8 @@ Final list (labels are bounded: never ids or raw paths; ``route`` is a profile t
 - ``parity_pairs_total{route, outcome}`` counter. outcome: match|mismatch.
 - ``parity_latency_seconds{leg, protocol, route}`` histogram.
 - ``parity_queue_depth{queue}`` gauge. queue: a pipeline stage name, or ``mirror_ws`` / ``mirror_bytes``.
-- ``parity_dropped_total{stage, reason}`` counter. reason: full|bytes|rss|overload|deadline|closed.
+- ``parity_dropped_total{stage, reason}`` counter. reason: full|bytes|rss|overload|deadline|closed|worker
+  (stage ``remote``: the socket to the mirror process, see ``shadow.remote``).
 - ``parity_candidate_errors_total{kind}`` / ``parity_legacy_errors_total{kind}`` counters. kind: connect|timeout|
   closed|protocol|http.
 - ``parity_policy_decisions_total{route, decision}`` counter. decision: mirror|skip|record-only.
@@ -20,7 +21,11 @@ Final list (labels are bounded: never ids or raw paths; ``route`` is a profile t
 - ``parity_ratio{route}`` gauge: rolling parity (matches / pairs over the last :data:`RATIO_WINDOW` pairs).
 - ``parity_mode{mode}`` gauge, 1 for the current mode and 0 for the others.
 - ``parity_client_connections{protocol}`` gauge: open client connections.
-- ``parity_proxy_rss_bytes`` gauge: resident set size of the proxy process, read on scrape.
+- ``parity_proxy_rss_bytes`` gauge: resident set size of the proxy process, read on scrape (with
+  ``limits.mirror_process``: the proxy's plus the mirror process's).
+
+With ``limits.mirror_process`` the mirror process keeps its own :class:`Metrics`; the proxy serves both as one
+exposition (:func:`merge_exposition`): samples with the same name and labels are added up.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RATIO_WINDOW", "Metrics", "rss_bytes"]
+__all__ = ["RATIO_WINDOW", "Metrics", "merge_exposition", "rss_bytes"]
 
 RATIO_WINDOW = 1000
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -113,3 +121,39 @@ class Metrics:
                 if s.name == name and all(s.labels.get(k) == v for k, v in match.items()):
                     out += s.value
         return out
+
+
+class _Families:
+    """A collector returning fixed metric families (the merged ones)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def merge_exposition(*texts: bytes) -> bytes:
+    """Prometheus text expositions of processes sharing the metric names, as one: same family, same sample
+    name and labels -> values added up (``_created`` timestamps: the earliest)."""
+    merged: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], object]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text.decode("utf-8")):
+            into = merged.setdefault(fam.name, Metric(fam.name, fam.documentation, fam.type, fam.unit))
+            samples = values.setdefault(fam.name, {})
+            for s in fam.samples:
+                key = (s.name, tuple(sorted(s.labels.items())))
+                old = samples.get(key)
+                if old is None:
+                    samples[key] = s
+                elif s.name.endswith("_created"):
+                    samples[key] = old._replace(value=min(old.value, s.value))  # type: ignore[attr-defined]
+                else:
+                    samples[key] = old._replace(value=old.value + s.value)  # type: ignore[attr-defined]
+            del into.samples[:]
+    for name, fam in merged.items():
+        fam.samples.extend(values[name].values())  # type: ignore[arg-type]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(merged.values())))
+    return generate_latest(registry)

@@ -187,6 +187,15 @@ class MirrorSession:
         self._wake.set()
         return True
 
+    def offer_frame(self, text: str, req_id: str | None, route: str) -> bool:
+        """Queue one client text frame; a request (``req_id``) is announced to the pair stage once queued,
+        before the session task can run, so its answer never races the announcement. Returns at once."""
+        if not self.offer(text):
+            return False
+        if req_id is not None:
+            self.pipeline.expect(self.conn, "req:" + req_id, route, "ws")
+        return True
+
     def close(self) -> None:
         """The client went away: close the secondary connection once the queue is flushed (bounded)."""
         self._client_closed = True

@@ -174,6 +174,11 @@ class ShadowAddon:
             await self.http_mirror.close()
             await self.pipeline.close()
 
+    def exposition(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.metrics.registry)
+
     def health(self) -> dict[str, Any]:
         return {"ok": True, "mode": self.modes.mode, "canary_percent": self.modes.canary_percent,
                 "queues": {n: s.queue.qsize() for n, s in self.pipeline.stages.items()},

@@ -54,20 +54,39 @@ from wire.profiles.base import Profile
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "Budget", "HttpJob", "Joined", "Pairer", "Pipeline", "Stage", "Tap"]
+__all__ = ["STAGES", "Budget", "HttpJob", "Joined", "MirrorHandle", "Pairer", "Pipeline", "Stage", "Tap"]
 
 STAGES = ("mirror", "pair", "diff", "record", "store")
 
 
 
+class MirrorHandle(Protocol):
+    """The secondary leg of one client WebSocket, as the forwarder sees it. Every method returns at once."""
+
+    def offer(self, data: bytes) -> bool: ...
+
+    def offer_frame(self, text: str, req_id: str | None, route: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class Tap(Protocol):
-    """What a forwarder feeds. Every method returns at once."""
+    """What a forwarder feeds (``shadow.side.LocalSide`` in process, ``shadow.remote.RemoteSide`` across a
+    socket to the mirror process). Every method returns at once."""
+
+    def now(self) -> float: ...
 
     def observe(self, obs: Observation, *, force_record: bool = False) -> None: ...
 
     def expect(self, conn: str, key: str, route: str, protocol: str) -> None: ...
 
     def mirror_http(self, job: HttpJob) -> bool: ...
+
+    def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None: ...
+
+    def open_mirror(self, conn: str, path: str, headers: list[tuple[str, str]], leg: Leg) -> MirrorHandle: ...
+
+    def close_conn(self, conn: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +298,10 @@ class Pipeline:
             self.budget.give(len(job.body))
             return False
         return True
+
+    def close_conn(self, conn: str) -> None:
+        """The client connection ended: its halves still waiting are resolved by the pair stage."""
+        self.stages["pair"].offer(("close", conn))
 
     def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
         self.metrics.requests.labels(leg=leg.value, protocol=protocol, route=route, outcome=outcome).inc()

@@ -1,7 +1,7 @@
 """Assembly of one shadow proxy: config in, listening client and admin ports out.
 
-Owns :class:`ShadowProxy`, which builds the parts once, in order (metrics, modes, policy, pipeline, mirror,
-forwarder, admin), binds the ports and tears everything down in reverse. ``shadow.__main__`` (``parity
+Owns :class:`ShadowProxy`, which builds the parts once, in order (metrics, modes, policy, the mirror side --
+``shadow.side.LocalSide`` in process or ``shadow.remote.RemoteSide`` in a child process --, forwarder, admin), binds the ports and tears everything down in reverse. ``shadow.__main__`` (``parity
 shadow``), the tests and ``bench/proxy_bench.py`` all start the proxy through here.
 May import: stdlib, aiohttp, prometheus_client, ``wire``, ``recorder``, ``diffing``, ``shadow.*`` (not mitm).
 """
@@ -9,26 +9,25 @@ May import: stdlib, aiohttp, prometheus_client, ``wire``, ``recorder``, ``diffin
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
-from recorder.capture import TraceSink, WriteAheadLog
+from recorder.capture import WriteAheadLog
 from shadow import _tasks
 from shadow.admin import admin_app
-from shadow.compare import Comparator, ProfileComparator
+from shadow.compare import Comparator
 from shadow.config import ShadowConfig
 from shadow.forward import Forwarder
 from shadow.metrics import Metrics
-from shadow.mirror import HttpMirror
 from shadow.modes import ModeController
-from shadow.pairer import Joined
 from shadow.pipeline import Pipeline
 from shadow.policy import Policy
-from wire.model import Kind, Leg, Pair
+from shadow.remote import RemoteSide
+from shadow.side import LocalSide
+from wire.errors import ConfigError
 from wire.profiles.base import Profile
 from wire.profiles.openclaw import get_profile
 from wire.redact import Redactor
@@ -57,25 +56,20 @@ class ShadowProxy:
         self.modes = ModeController(config.mode, canary_percent=config.canary_percent, metrics=self.metrics)
         self.policy = Policy(config.policy, dry_run=config.dry_run, metrics=self.metrics, profile=self.profile)
         self.redactor = Redactor(config.secrets())
-        self.trace: TraceSink | None = None
-        if config.record.trace_dir:
-            name = time.strftime("shadow-%Y%m%dT%H%M%S.jsonl", time.gmtime())
-            self.trace = TraceSink(Path(config.record.trace_dir) / name, redactor=self.redactor,
-                                   target=config.legacy.url, meta={"candidate": config.candidate.url,
-                                                                   "mode": config.mode})
-        self.pipeline = Pipeline(config, self.metrics, profile=self.profile, comparator=comparator,
-                                 recorder=self.trace.write if self.trace else None, store=store)
-        self.http_mirror = HttpMirror(config, self.metrics, self.pipeline)
-        self.pipeline.set_http_mirror(self.http_mirror.send)
+        self.side: LocalSide | RemoteSide
+        if config.limits.mirror_process:
+            if comparator is not None or store is not None:
+                raise ConfigError("limits.mirror_process: a custom comparator or store runs in-process only")
+            self.side = RemoteSide(config, self.metrics)
+        else:
+            self.side = LocalSide(config, self.metrics, self.profile, comparator=comparator, store=store)
         self.write_ahead: WriteAheadLog | None = None
         if config.record.write_ahead:
             path = config.record.write_ahead_path or str(Path(config.record.trace_dir or ".") / "write-ahead.jsonl")
             self.write_ahead = WriteAheadLog(path, redactor=self.redactor, target=config.legacy.url)
-        self.forwarder = Forwarder(config, self.metrics, self.pipeline, self.modes, self.policy,
+        self.forwarder = Forwarder(config, self.metrics, self.side, self.modes, self.policy,
                                    write_ahead=self.write_ahead)
         self._runners: list[web.AppRunner] = []
-        self.store: Any = None
-        self.run_id = 0
         self.port = 0
         self.admin_port = 0
 
@@ -88,17 +82,19 @@ class ShadowProxy:
         assert self.config.admin is not None
         return f"http://{self.config.admin[0]}:{self.admin_port}"
 
-    async def start(self) -> None:
-        if self.config.record.db:
-            from diffing.store import Store
+    @property
+    def pipeline(self) -> Pipeline:
+        """The in-process pipeline (not available when it runs in the mirror process)."""
+        if not isinstance(self.side, LocalSide):
+            raise AttributeError("the pipeline runs in the mirror process (limits.mirror_process)")
+        return self.side.pipeline
 
-            self.store = await Store.open(self.config.record.db)
-            self.run_id = await self.store.start_run(
-                name=f"shadow {self.config.mode}", source="shadow", profile=self.profile.name,
-                legacy_url=self.config.legacy.url, candidate_url=self.config.candidate.url)
-            self.pipeline.set_store(self._store_pair)
-        await self.pipeline.start()
-        await self.http_mirror.start()
+    @property
+    def run_id(self) -> int:
+        return self.side.run_id
+
+    async def start(self) -> None:
+        await self.side.start()
         self.port = await self._serve(self.forwarder.app(), *self.config.listen)
         if self.config.admin is not None:
             self.admin_port = await self._serve(admin_app(self), *self.config.admin)
@@ -120,14 +116,7 @@ class ShadowProxy:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        await self.http_mirror.close()
-        await self.pipeline.close()
-        if self.store is not None:
-            await self.store.finish_run(self.run_id)
-            await self.store.close()
-            self.store = None
-        if self.trace is not None:
-            self.trace.close()
+        await self.side.stop()
         if self.write_ahead is not None:
             self.write_ahead.close()
 
@@ -138,33 +127,19 @@ class ShadowProxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _store_pair(self, joined: Joined) -> None:
-        """The ``store`` stage: compared pairs (and half pairs) into the parity store, through the one differ."""
-        from diffing.diff import compare_pair
-
-        assert self.store is not None
-        cmp = self.pipeline.comparator
-        if not isinstance(cmp, ProfileComparator):
-            return
-        legs = {leg: cmp.exchange(joined, leg) for leg, o in joined.legs.items() if o.kind is not Kind.ERROR}
-        lx, cx = legs.get(Leg.LEGACY), legs.get(Leg.CANDIDATE)
-        if lx is None and cx is None:
-            return
-        result = joined.detail
-        if result is None:
-            kind = (lx or cx).kind  # type: ignore[union-attr]
-            result = compare_pair(Pair(conn=joined.conn, key=joined.key, kind=kind, group=joined.route, legacy=lx,
-                                       candidate=cx), self.profile)
-        self.store.add_pair(self.run_id, result, legacy=lx, candidate=cx)
+    def exposition(self) -> bytes:
+        """``/metrics``: this proxy's registry, merged with the mirror process's when there is one."""
+        if isinstance(self.side, RemoteSide):
+            return self.side.exposition()
+        return generate_latest(self.metrics.registry)
 
     def health(self) -> dict[str, Any]:
         return {
             "ok": True,
             "mode": self.modes.mode,
             "canary_percent": self.modes.canary_percent,
-            "queues": {name: stage.queue.qsize() for name, stage in self.pipeline.stages.items()},
-            "mirror_bytes": self.pipeline.budget.used,
             "tasks": _tasks.pending(),
+            **self.side.health(),
         }
 
 

@@ -1,0 +1,133 @@
+"""The mirror process: ``python -m shadow.mirror_worker FD``, started by ``shadow.remote.RemoteSide``.
+
+Owns the child's main loop. It reads its config from the socket ``FD``, lowers its own CPU priority
+(``limits.mirror_nice``), runs a :class:`shadow.side.LocalSide` (the same pipeline, mirrors, trace and store an
+in-process proxy runs) and feeds it the messages the proxy sends, in order. Every 0.5 s, and once at exit, it
+sends its metrics back. It ignores SIGINT (the proxy's terminal sends it to the whole process group; the proxy
+decides when mirroring stops) and exits when told to stop or when the proxy's end of the socket closes.
+May import: stdlib, prometheus_client, ``wire``, ``shadow.{metrics,remote,side}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from shadow.metrics import Metrics
+from shadow.remote import read_frame, write_frame
+from shadow.side import LocalSide
+from wire.model import Leg
+from wire.profiles.openclaw import get_profile
+
+logger = logging.getLogger("shadow.mirror_worker")
+
+SNAPSHOT_EVERY = 0.5
+
+
+def _dispatch(side: LocalSide, msg: tuple[Any, ...]) -> None:
+    kind = msg[0]
+    if kind == "obs":
+        side.observe(msg[1], force_record=msg[2])
+    elif kind == "expect":
+        side.expect(*msg[1:])
+    elif kind == "http":
+        job = msg[1]
+        if not side.mirror_http(job):
+            primary = Leg.LEGACY if job.leg is Leg.CANDIDATE else Leg.CANDIDATE
+            side.count(primary, "http", job.route, "dropped")
+    elif kind == "ws-text":
+        _, conn, text, req_id, route, primary = msg
+        session = side.mirror(conn)
+        if session is None:
+            side.metrics.drop("mirror_ws", "closed")
+            ok = False
+        else:
+            ok = session.offer_frame(text, req_id, route)
+        if not ok and req_id is not None:
+            side.count(primary, "ws", route, "dropped")
+    elif kind == "ws-bin":
+        session = side.mirror(msg[1])
+        if session is None:
+            side.metrics.drop("mirror_ws", "closed")
+        else:
+            session.offer(msg[2])
+    elif kind == "ws-open":
+        side.open_mirror(*msg[1:])
+    elif kind == "close":
+        side.close_conn(msg[1])
+    else:
+        raise ValueError(f"unknown message {kind!r}")
+
+
+async def _snapshots(side: LocalSide, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await asyncio.sleep(SNAPSHOT_EVERY)
+        _send_snapshot(side, writer)
+
+
+def _send_snapshot(side: LocalSide, writer: asyncio.StreamWriter) -> None:
+    if not writer.is_closing():
+        write_frame(writer, ("snapshot", generate_latest(side.metrics.registry), side.health()))
+
+
+async def serve(fd: int) -> int:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    init = await read_frame(reader)
+    if not isinstance(init, dict):
+        logger.error("no configuration received; exiting")
+        return 2
+    logging.basicConfig(level=init["log_level"] or logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s mirror-process %(name)s: %(message)s")
+    logging.getLogger("shadow").setLevel(init["shadow_level"])
+    config = init["config"]
+    if config.limits.mirror_nice:
+        try:
+            os.nice(config.limits.mirror_nice)
+        except OSError as exc:
+            logger.warning("cannot lower this process's priority: %s", exc)
+    metrics = Metrics()
+    side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"])
+    await side.start()
+    write_frame(writer, ("ready", side.run_id, os.getpid()))
+    snapshots = asyncio.create_task(_snapshots(side, writer))
+    try:
+        while (batch := await read_frame(reader)) is not None:
+            for msg in batch:
+                if msg[0] == "stop":
+                    return 0
+                try:
+                    _dispatch(side, msg)
+                except Exception:
+                    metrics.stage_errors.labels(stage="remote").inc()
+                    logger.exception("message %r failed", msg[0])
+        logger.warning("the proxy closed the socket; stopping")
+        return 0
+    finally:
+        snapshots.cancel()
+        await side.stop()
+        _send_snapshot(side, writer)
+        try:
+            await asyncio.wait_for(writer.drain(), 5.0)
+        except (ConnectionError, TimeoutError):
+            pass
+        writer.close()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("usage: python -m shadow.mirror_worker FD  (started by the shadow proxy)", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(int(argv[1])))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,276 @@
+"""The mirror side in a child process: the proxy's end of the socket (``limits.mirror_process``).
+
+Owns :class:`RemoteSide` (the :class:`shadow.pipeline.Tap` the forwarder feeds) and :class:`RemoteMirror`
+(a client WebSocket's secondary leg, as seen from the proxy), plus the length-prefixed pickle framing both ends
+use. Every Tap call appends one message to a list that is pickled and written once per event-loop turn: the
+client path pays a list append, and one ``send`` per turn, no thread and no lock. Mirroring, pairing,
+diffing, recording and storing all run in ``shadow.mirror_worker``, a child process started at a lower CPU
+priority (``limits.mirror_nice``), so under CPU contention the kernel serves the client path first and the
+mirror falls behind; what it cannot take is dropped and counted, never waited for:
+
+- the socket's send buffer plus the unsent list over ``limits.max_queued_bytes``: ``parity_dropped_total
+  {stage="remote", reason="full"}``;
+- the child not running (crashed, restarting): ``reason="worker"``. A dead child is restarted with backoff;
+  WebSocket connections opened before the restart are not mirrored any more (``reason="closed"``).
+
+The child's metrics reach ``/metrics`` as snapshots (every 0.5 s and at exit) merged with the proxy's own
+(:func:`shadow.metrics.merge_exposition`). May import: stdlib, prometheus_client, ``wire``,
+``shadow.{config,metrics,pipeline,_tasks}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from shadow._tasks import cancel_all, spawn
+from shadow.config import ShadowConfig
+from shadow.metrics import Metrics, merge_exposition
+from shadow.pipeline import HttpJob
+from wire.errors import ParityError
+from wire.model import Leg, Observation
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RemoteMirror", "RemoteSide", "read_frame", "write_frame"]
+
+_HEADER = struct.Struct(">I")
+MAX_FRAME = 256 * 1024 * 1024
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    writer.write(_HEADER.pack(len(data)) + data)
+    return len(data)
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Any:
+    """One frame, or ``None`` at end of stream."""
+    try:
+        (n,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+        if n > MAX_FRAME:
+            raise ParityError(f"mirror process socket: frame of {n} bytes exceeds {MAX_FRAME}")
+        return pickle.loads(await reader.readexactly(n))
+    except asyncio.IncompleteReadError:
+        return None
+
+
+class RemoteMirror:
+    """The secondary leg of one client WebSocket, mirrored by the child process."""
+
+    __slots__ = ("_gen", "_primary", "_side", "conn")
+
+    def __init__(self, side: RemoteSide, conn: str, primary: Leg) -> None:
+        self._side = side
+        self._gen = side.generation
+        self._primary = primary
+        self.conn = conn
+
+    def _alive(self) -> bool:
+        if self._gen != self._side.generation:  # opened in a child that has since died
+            self._side.metrics.drop("mirror_ws", "closed")
+            return False
+        return True
+
+    def offer(self, data: bytes) -> bool:
+        return self._alive() and self._side.send(("ws-bin", self.conn, data))
+
+    def offer_frame(self, text: str, req_id: str | None, route: str) -> bool:
+        return self._alive() and self._side.send(("ws-text", self.conn, text, req_id, route, self._primary))
+
+    def close(self) -> None:
+        pass  # the connection's end reaches the child through close_conn
+
+
+class RemoteSide:
+    """The Tap of a proxy whose mirror side runs in ``shadow.mirror_worker``."""
+
+    def __init__(self, config: ShadowConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.t0 = time.monotonic()
+        self.run_id = 0
+        self.generation = 0
+        self.restarts = 0
+        self.pid = 0
+        self.snapshot = b""  # the child's last /metrics text
+        self._child_health: dict[str, Any] = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: list[Any] = []
+        self._pending_bytes = 0
+        self._flush_scheduled = False
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._ready = asyncio.get_running_loop().create_future()
+        self._supervisor = spawn(self._supervise(), name="mirror-process")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), READY_TIMEOUT)
+        except TimeoutError as exc:
+            await self.stop()
+            raise ParityError(f"mirror process did not start within {READY_TIMEOUT:.0f} s") from exc
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._writer is not None and not self._writer.is_closing():
+            self._flush()
+            write_frame(self._writer, [("stop",)])
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                logger.error("mirror process %d did not stop in %.0f s; killing it", proc.pid, STOP_TIMEOUT)
+                proc.kill()
+                await proc.wait()
+        if self._supervisor is not None:
+            try:  # the supervisor reads the child's last snapshot, then sees the end of stream
+                await asyncio.wait_for(asyncio.shield(self._supervisor), 5.0)
+            except TimeoutError:
+                await cancel_all([self._supervisor])
+
+    async def _supervise(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._run_child()
+            except ParityError as exc:
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_exception(exc)
+                    return
+                logger.error("%s", exc)
+            if self._stopping:
+                return
+            self.restarts += 1
+            delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
+            logger.error("mirror process ended unexpectedly; restarting in %.1f s (mirror work dropped meanwhile)",
+                         delay)
+            await asyncio.sleep(delay)
+
+    async def _run_child(self) -> None:
+        parent, child = socket.socketpair()
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "shadow.mirror_worker", str(child.fileno()), pass_fds=(child.fileno(),),
+                env=env, stdin=asyncio.subprocess.DEVNULL)
+        finally:
+            child.close()
+        proc = self._proc
+        reader, writer = await asyncio.open_connection(sock=parent)
+        write_frame(writer, {"config": self.config, "t0": self.t0, "log_level": logging.getLogger().level,
+                             "shadow_level": logging.getLogger("shadow").getEffectiveLevel()})
+        try:
+            msg = await asyncio.wait_for(read_frame(reader), READY_TIMEOUT)
+            if not (isinstance(msg, tuple) and msg and msg[0] == "ready"):
+                raise ParityError(f"mirror process {proc.pid} failed to start (exit code {await proc.wait()}); "
+                                  "see its log above")
+            _, self.run_id, self.pid = msg
+            self.generation += 1
+            self._writer = writer
+            self._pending.clear()
+            self._pending_bytes = 0
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            logger.info("mirror process %d ready (nice %d)", proc.pid, self.config.limits.mirror_nice)
+            while (msg := await read_frame(reader)) is not None:
+                if msg[0] == "snapshot":
+                    self.snapshot, self._child_health = msg[1], msg[2]
+        finally:
+            self._writer = None
+            writer.close()
+            if proc.returncode is None and not self._stopping:
+                proc.kill()
+            await proc.wait()
+
+    # -- sending ------------------------------------------------------------------------------------------
+    def send(self, msg: tuple[Any, ...]) -> bool:
+        """Queue one message for the child; drop and count when it is not running or cannot keep up."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            self.metrics.drop("remote", "worker")
+            return False
+        if writer.transport.get_write_buffer_size() + self._pending_bytes > self.config.limits.max_queued_bytes:
+            self.metrics.drop("remote", "full")
+            return False
+        self._pending.append(msg)
+        self._pending_bytes += _size(msg)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending or self._writer is None:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        write_frame(self._writer, batch)
+
+    # -- Tap ----------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def observe(self, obs: Observation, *, force_record: bool = False) -> None:
+        self.send(("obs", obs, force_record))
+
+    def expect(self, conn: str, key: str, route: str, protocol: str) -> None:
+        self.send(("expect", conn, key, route, protocol))
+
+    def mirror_http(self, job: HttpJob) -> bool:
+        return self.send(("http", job))
+
+    def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
+        self.metrics.requests.labels(leg=leg.value, protocol=protocol, route=route, outcome=outcome).inc()
+
+    def open_mirror(self, conn: str, path: str, headers: list[tuple[str, str]], leg: Leg) -> RemoteMirror:
+        primary = Leg.LEGACY if leg is Leg.CANDIDATE else Leg.CANDIDATE
+        self.send(("ws-open", conn, path, headers, leg))
+        return RemoteMirror(self, conn, primary)
+
+    def close_conn(self, conn: str) -> None:
+        self.send(("close", conn))
+
+    # -- reporting ----------------------------------------------------------------------------------------
+    def exposition(self) -> bytes:
+        """The proxy's metrics merged with the child's last snapshot."""
+        own = generate_latest(self.metrics.registry)
+        return merge_exposition(own, self.snapshot) if self.snapshot else own
+
+    def health(self) -> dict[str, Any]:
+        alive = self._writer is not None
+        return {**self._child_health,
+                "mirror_process": {"pid": self.pid if alive else 0, "alive": alive, "restarts": self.restarts,
+                                   "buffered_bytes": (self._writer.transport.get_write_buffer_size()
+                                                      if self._writer is not None else 0) + self._pending_bytes}}
+
+
+def _size(msg: tuple[Any, ...]) -> int:
+    """Payload bytes of one message, roughly (what dominates the pickled size)."""
+    n = 64
+    for part in msg[1:]:
+        if isinstance(part, str | bytes):
+            n += len(part)
+        elif isinstance(part, Observation):
+            n += len(part.data or "") + len(part.data_b64 or b"")
+        elif isinstance(part, HttpJob):
+            n += len(part.body)
+    return n

@@ -1,0 +1,193 @@
+"""``limits.mirror_process``: the mirror side in a child process, fed through a socket (fake gateways, loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from _timing import S, async_wait_until
+from prometheus_client.parser import text_string_to_metric_families
+from shadow_fakes import FakeGateway, http_transcript, ws_transcript
+from sqlalchemy import create_engine, text
+
+from shadow.config import ShadowConfig
+from shadow.metrics import merge_exposition
+from shadow.proxy import ShadowProxy
+from wire.errors import ConfigError
+
+REMOTE = {"mirror_process": True, "mirror_nice": 7, "diff_workers": 0}
+
+
+async def _metrics(proxy: ShadowProxy) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession() as s, s.get(proxy.admin_url + "/metrics") as r:
+        assert r.status == 200
+        body = await r.text()
+    return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+            for fam in text_string_to_metric_families(body) for smp in fam.samples}
+
+
+def _total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **match: str) -> float:
+    return sum(v for (n, labels), v in samples.items()
+               if n == name and all(dict(labels).get(k) == want for k, want in match.items()))
+
+
+def _nice(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+async def test_transcripts_unchanged_and_pairs_counted_by_the_child(fake_legacy: FakeGateway,
+                                                                   fake_candidate: FakeGateway, make_proxy) -> None:
+    direct_http = await http_transcript(fake_legacy.url)
+    direct_ws = await ws_transcript(fake_legacy.url)
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits=REMOTE,
+                             policy={"POST /tools/invoke": "mirror"})
+    assert await http_transcript(proxy.url) == direct_http
+    assert await ws_transcript(proxy.url) == direct_ws
+
+    child = proxy.health()["mirror_process"]
+    assert child["alive"] and child["pid"] not in (0, os.getpid())
+    assert _nice(child["pid"]) == _nice(os.getpid()) + 7  # the client path wins under CPU contention
+    # the child did the mirroring: the candidate got the requests, rewritten to its own credentials
+    await async_wait_until(lambda: any(p == "/tools/invoke" for _, p, _, _ in fake_candidate.http_requests),
+                           20 * S, what="mirrored /tools/invoke")
+    (_, _, headers, _), = [r for r in fake_candidate.http_requests if r[1] == "/tools/invoke"]
+    assert headers["Authorization"] == "Bearer tok-cand"
+    await async_wait_until(lambda: any('"health"' in f for f in fake_candidate.ws_frames), 20 * S,
+                           what="mirrored WS health")
+    assert fake_candidate.connects[0]["auth"] == {"token": "tok-cand"}
+    assert not any("chat.send" in f for f in fake_candidate.ws_frames), "side-effecting call must be skipped"
+
+    async def paired() -> bool:
+        m = await _metrics(proxy)
+        return (_total(m, "parity_pairs_total", route="POST /tools/invoke") == 1
+                and _total(m, "parity_pairs_total", route="health") >= 1)
+
+    for _ in range(int(200 * S)):  # snapshots arrive every 0.5 s
+        if await paired():
+            break
+        await __import__("asyncio").sleep(0.1)
+    m = await _metrics(proxy)
+    assert _total(m, "parity_pairs_total", route="POST /tools/invoke") == 1
+    assert _total(m, "parity_pairs_total", route="health") >= 1
+    # the proxy's own client-path counters and the child's pair counters are in one exposition
+    assert _total(m, "parity_policy_decisions_total", route="POST /hooks/wake") == 0
+    assert _total(m, "parity_requests_total", leg="legacy", outcome="skipped") >= 1  # counted by the proxy
+    assert _total(m, "parity_requests_total", leg="candidate", outcome="match") + \
+        _total(m, "parity_requests_total", leg="candidate", outcome="mismatch") >= 2  # counted by the child
+    assert _total(m, "parity_dropped_total", stage="remote") == 0
+
+
+async def test_store_and_trace_written_by_the_child_without_secrets(tmp_path: Path, fake_legacy: FakeGateway,
+                                                                    fake_candidate: FakeGateway) -> None:
+    db = tmp_path / "parity.db"
+    config = ShadowConfig.from_mapping({
+        "mode": "shadow", "listen": "127.0.0.1:0", "admin": "127.0.0.1:0",
+        "legacy": {"url": fake_legacy.url, "token": "tok-legacy"},
+        "candidate": {"url": fake_candidate.url, "token": "tok-cand"},
+        "limits": {**REMOTE, "candidate_timeout": 1.0, "pair_window": 2.0},
+        "record": {"db": f"sqlite:///{db}", "trace_dir": str(tmp_path / "traces")},
+    })
+    proxy = ShadowProxy(config)
+    await proxy.start()
+    try:
+        run_id = proxy.run_id
+        assert run_id > 0  # the child opened the store and started the run before the proxy took clients
+        await ws_transcript(proxy.url)
+        await http_transcript(proxy.url)
+    finally:
+        await proxy.stop()  # the child drains its pipeline and closes the run before it exits
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as c:
+        pairs = c.execute(text("select count(*) from pairs where run_id = :r"), {"r": run_id}).scalar()
+        finished = c.execute(text("select finished_at from runs where id = :r"), {"r": run_id}).scalar()
+    engine.dispose()
+    assert pairs and pairs >= 3
+    assert finished is not None
+    traces = list((tmp_path / "traces").glob("*.jsonl"))
+    assert len(traces) == 1
+    lines = traces[0].read_text().splitlines()
+    legs = {json.loads(line).get("leg") for line in lines[1:]}
+    assert {"legacy", "candidate"} <= legs
+    for blob in (db.read_bytes(), traces[0].read_bytes()):
+        assert b"tok-legacy" not in blob and b"tok-cand" not in blob
+
+
+async def test_child_killed_client_path_unaffected_and_mirroring_resumes(fake_legacy: FakeGateway,
+                                                                         fake_candidate: FakeGateway,
+                                                                         make_proxy) -> None:
+    direct = await http_transcript(fake_legacy.url)
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits=REMOTE)
+    first = proxy.health()["mirror_process"]["pid"]
+    os.kill(first, signal.SIGKILL)
+    await async_wait_until(lambda: not proxy.health()["mirror_process"]["alive"], 20 * S, what="child death seen")
+    # while it is down the client path answers as before; mirror work is dropped and counted, not queued
+    assert await http_transcript(proxy.url) == direct
+    m = await _metrics(proxy)
+    assert _total(m, "parity_dropped_total", stage="remote", reason="worker") > 0
+    await async_wait_until(lambda: proxy.health()["mirror_process"]["alive"], 30 * S, what="child restarted")
+    health = proxy.health()["mirror_process"]
+    assert health["restarts"] == 1 and health["pid"] not in (0, first)
+    before = len(fake_candidate.http_requests)
+    assert await http_transcript(proxy.url) == direct
+    await async_wait_until(lambda: len(fake_candidate.http_requests) > before, 20 * S, what="mirroring resumed")
+
+
+async def test_a_slow_child_costs_drops_not_memory_or_answers(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
+                                                              make_proxy) -> None:
+    # a send buffer of 64 KiB: a burst of 256 KiB bodies overflows it at once
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url,
+                             limits={**REMOTE, "max_queued_bytes": 64 * 1024})
+    body = b"x" * (256 * 1024)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(fake_legacy.url + "/echo", data=body) as r:
+            direct = await r.read()
+        assert len(direct) > len(body)
+        for _ in range(20):  # every observation carries the body to the child
+            async with s.post(proxy.url + "/echo", data=body) as r:
+                assert r.status == 200 and await r.read() == direct
+    m = await _metrics(proxy)
+    assert _total(m, "parity_dropped_total", stage="remote", reason="full") > 0
+    assert proxy.health()["mirror_process"]["buffered_bytes"] <= 64 * 1024 + 2 * len(body)
+
+
+async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGateway) -> None:
+    config = ShadowConfig.from_mapping({"mode": "passthrough", "legacy": {"url": fake_legacy.url},
+                                        "limits": {"mirror_process": True}})
+    with pytest.raises(ConfigError, match="mirror_process"):
+        ShadowProxy(config, comparator=lambda joined: (True, None))
+
+
+@pytest.mark.parametrize(("limits", "message"), [
+    ({"mirror_process": "maybe"}, "limits.mirror_process: expected true or false"),
+    ({"mirror_nice": 20}, "limits.mirror_nice: expected 0..19"),
+    ({"mirror_nice": -1}, "limits.mirror_nice: expected an integer"),
+])
+def test_bad_mirror_process_settings_are_named(limits: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ShadowConfig.from_mapping({"mode": "passthrough", "limits": limits})
+
+
+def test_expositions_merge_by_name_and_labels() -> None:
+    a = (b"# HELP parity_pairs_total Compared pairs\n# TYPE parity_pairs_total counter\n"
+         b'parity_pairs_total{outcome="match",route="health"} 3.0\n'
+         b"# HELP parity_queue_depth Items waiting\n# TYPE parity_queue_depth gauge\n"
+         b'parity_queue_depth{queue="pair"} 2.0\n')
+    b = (b"# HELP parity_pairs_total Compared pairs\n# TYPE parity_pairs_total counter\n"
+         b'parity_pairs_total{outcome="match",route="health"} 4.0\n'
+         b'parity_pairs_total{outcome="mismatch",route="health"} 1.0\n'
+         b"# HELP parity_latency_seconds Latency\n# TYPE parity_latency_seconds histogram\n"
+         b'parity_latency_seconds_bucket{le="0.1"} 1.0\nparity_latency_seconds_bucket{le="+Inf"} 2.0\n'
+         b"parity_latency_seconds_count 2.0\nparity_latency_seconds_sum 0.5\n")
+    merged = merge_exposition(a, b, b)
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for fam in text_string_to_metric_families(merged.decode()) for s in fam.samples}
+    assert got[("parity_pairs_total", (("outcome", "match"), ("route", "health")))] == 11.0
+    assert got[("parity_pairs_total", (("outcome", "mismatch"), ("route", "health")))] == 2.0
+    assert got[("parity_queue_depth", (("queue", "pair"),))] == 2.0
+    assert got[("parity_latency_seconds_bucket", (("le", "+Inf"),))] == 4.0
+    assert got[("parity_latency_seconds_sum", ())] == 1.0
+    assert merged.count(b"# TYPE parity_pairs_total counter") == 1  # one family, not one per process
