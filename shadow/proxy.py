@@ -95,9 +95,13 @@ class ShadowProxy:
 
     async def start(self) -> None:
         await self.side.start()
-        self.port = await self._serve(self.forwarder.app(), *self.config.listen)
-        if self.config.admin is not None:
-            self.admin_port = await self._serve(admin_app(self), *self.config.admin)
+        try:
+            self.port = await self._serve(self.forwarder.app(), *self.config.listen)
+            if self.config.admin is not None:
+                self.admin_port = await self._serve(admin_app(self), *self.config.admin)
+        except BaseException:  # a port in use: nothing started here is left running
+            await self.stop()
+            raise
         logger.warning("shadow proxy on %s (mode %s), admin on %s; legacy %s, candidate %s", self.url,
                        self.modes.mode, self.admin_port or "off", self.config.legacy.url,
                        self.config.candidate.url or "-")
