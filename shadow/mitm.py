@@ -1,6 +1,7 @@
 """The mitmproxy adapter -- THE ONLY module that imports mitmproxy.
 
-Owns :class:`ShadowAddon` (the same pipeline as ``shadow.forward``, fed from mitmproxy's hooks, for deployments
+Owns :class:`ShadowAddon` (the same mirror side as ``shadow.forward``, ``shadow.side.LocalSide`` with its
+trace and store, fed from mitmproxy's hooks, for deployments
 that terminate TLS in mitmproxy) and :func:`read_flows` (mitmproxy flow file -> observations, for ``parity
 import``). Run it as::
 
@@ -102,9 +103,7 @@ class ShadowAddon:
 
     def __init__(self) -> None:
         self.config: ShadowConfig | None = None
-        self.proxy_parts: dict[str, Any] = {}
         self._ids = itertools.count(1)
-        self._mirrors: dict[str, Any] = {}
         self._admin_runner: Any = None
 
     # -- options ------------------------------------------------------------------------------------------
@@ -137,24 +136,20 @@ class ShadowAddon:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def running(self) -> None:
-        from shadow.handshake import Handshaker
         from shadow.metrics import Metrics
-        from shadow.mirror import HttpMirror
         from shadow.modes import ModeController
-        from shadow.pipeline import Pipeline
         from shadow.policy import Policy
+        from shadow.side import LocalSide
+        from wire.profiles.openclaw import get_profile
 
         assert self.config is not None, "configure() did not run"
         cfg = self.config
         self.metrics = Metrics()
         self.modes = ModeController(cfg.mode, canary_percent=cfg.canary_percent, metrics=self.metrics)
         self.policy = Policy(cfg.policy, dry_run=cfg.dry_run, metrics=self.metrics)
-        self.pipeline = Pipeline(cfg, self.metrics)
-        self.http_mirror = HttpMirror(cfg, self.metrics, self.pipeline)
-        self.pipeline.set_http_mirror(self.http_mirror.send)
-        self.handshaker = Handshaker(cfg.candidate, cfg.legacy)
-        await self.pipeline.start()
-        await self.http_mirror.start()
+        side = LocalSide(cfg, self.metrics, get_profile(cfg.profile))
+        await side.start()
+        self.side = side
         if cfg.admin is not None:
             from aiohttp import web
 
@@ -166,13 +161,10 @@ class ShadowAddon:
         logger.warning("shadow addon: mirroring to %s (mode %s)", cfg.candidate.url, cfg.mode)
 
     async def done(self) -> None:
-        for m in self._mirrors.values():
-            m.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
-        if self.proxy_parts is not None and hasattr(self, "pipeline"):
-            await self.http_mirror.close()
-            await self.pipeline.close()
+        if hasattr(self, "side"):
+            await self.side.stop()
 
     def exposition(self) -> bytes:
         from prometheus_client import generate_latest
@@ -181,8 +173,7 @@ class ShadowAddon:
 
     def health(self) -> dict[str, Any]:
         return {"ok": True, "mode": self.modes.mode, "canary_percent": self.modes.canary_percent,
-                "queues": {n: s.queue.qsize() for n, s in self.pipeline.stages.items()},
-                "mirror_bytes": self.pipeline.budget.used, "frontend": "mitmproxy"}
+                **self.side.health(), "frontend": "mitmproxy"}
 
     def _mirroring(self, flow: http.HTTPFlow) -> bool:
         route = self.modes.route(flow.request.headers.get(self.config.canary_header if self.config else "", "")
@@ -192,11 +183,11 @@ class ShadowAddon:
 
     # -- HTTP ---------------------------------------------------------------------------------------------
     def response(self, flow: http.HTTPFlow) -> None:
-        if flow.websocket is not None or not hasattr(self, "pipeline"):
+        if flow.websocket is not None or not hasattr(self, "side"):
             return  # the 101 upgrade also fires `response`; WS is handled by the websocket_* hooks
         from shadow.pipeline import HttpJob
 
-        pl, req, resp = self.pipeline, flow.request, flow.response
+        pl, req, resp = self.side, flow.request, flow.response
         conn = f"h{next(self._ids)}"
         headers = _headers(req.headers.fields)
         body = req.raw_content or b""
@@ -222,21 +213,14 @@ class ShadowAddon:
 
     # -- WebSocket ----------------------------------------------------------------------------------------
     def websocket_start(self, flow: http.HTTPFlow) -> None:
-        if not hasattr(self, "pipeline") or not self._mirroring(flow):
+        if not hasattr(self, "side") or not self._mirroring(flow):
             return
-        from shadow.mirror import MirrorSession
-
         conn = f"c{next(self._ids)}"
         flow.metadata["parity_conn"] = conn
-        pl = self.pipeline
+        pl = self.side
         pl.observe(Observation(t=pl.now(), conn=conn, dir=Direction.C2S, kind=Kind.WS_OPEN, path=flow.request.path))
-        pl.expect(conn, "conn", "", "ws-conn")
-        assert self.config is not None
         fwd = [(k, v) for k, v in _headers(flow.request.headers.fields) if k.lower() in ("origin", "user-agent")]
-        session = MirrorSession(conn, flow.request.path, fwd, Leg.CANDIDATE, self.config, self.metrics, pl,
-                                self.handshaker)
-        self._mirrors[conn] = session
-        session.start()
+        pl.open_mirror(conn, flow.request.path, fwd, Leg.CANDIDATE)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         conn = flow.metadata.get("parity_conn")
@@ -245,13 +229,14 @@ class ShadowAddon:
         from wire.frames import parse_frame
         from wire.model import Req
 
-        pl = self.pipeline
+        pl = self.side
+        session = pl.mirror(conn)
         m = flow.websocket.messages[-1]
         d = Direction.C2S if m.from_client else Direction.S2C
         if not m.is_text:
             pl.observe(Observation(t=pl.now(), conn=conn, dir=d, kind=Kind.WS_BINARY, data_b64=m.content))
-            if m.from_client:
-                self._mirrors[conn].offer(m.content)
+            if m.from_client and session is not None:
+                session.offer(m.content)
             return
         text = m.text
         if m.from_client:
@@ -259,18 +244,17 @@ class ShadowAddon:
             method = frame.method if isinstance(frame, Req) else None
             decision, route = self.policy.ws(method)
             if decision == "mirror":
-                if self._mirrors[conn].offer(text) and isinstance(frame, Req):
-                    pl.expect(conn, "req:" + frame.id, route, "ws")
+                req_id = frame.id if isinstance(frame, Req) else None
+                if (session is None or not session.offer_frame(text, req_id, route)) and method is not None:
+                    pl.count(Leg.LEGACY, "ws", route, "dropped")
             elif method is not None:
                 pl.count(Leg.LEGACY, "ws", route, "skipped")
         pl.observe(Observation(t=pl.now(), conn=conn, dir=d, kind=Kind.WS_TEXT, data=text))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         conn = flow.metadata.get("parity_conn")
-        session = self._mirrors.pop(conn, None) if conn else None
-        if session is not None:
-            session.close()
-            self.pipeline.stages["pair"].offer(("close", conn))
+        if conn is not None and hasattr(self, "side"):
+            self.side.close_conn(conn)
 
 
 addons = [ShadowAddon()]

@@ -21,6 +21,25 @@ from aiohttp import WSMsgType, web
 FAULTS = ("slow", "garbage", "oversized", "abrupt", "flood", "kill")
 
 
+class Exposed:
+    """A proxy's metrics as ``/metrics`` serves them (with ``limits.mirror_process``, merged with the child's
+    last snapshot), with the ``Metrics.total``/``value`` helpers: one assertion style for both placements."""
+
+    def __init__(self, proxy: Any) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        self.samples = [(smp.name, smp.labels, smp.value)
+                        for fam in text_string_to_metric_families(proxy.exposition().decode())
+                        for smp in fam.samples]
+
+    def total(self, name: str, **match: str) -> float:
+        return sum(v for n, labels, v in self.samples
+                   if n == name and all(labels.get(k) == want for k, want in match.items()))
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return sum(v for n, have, v in self.samples if n == name and have == (labels or {}))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

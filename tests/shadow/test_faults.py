@@ -8,16 +8,17 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 from _timing import S, async_wait_until
-from shadow_fakes import FakeGateway, GarbageServer, free_port, http_transcript, ws_transcript
-
-from shadow.metrics import Metrics
+from shadow_fakes import Exposed, FakeGateway, GarbageServer, free_port, http_transcript, ws_transcript
 
 
-def _cand(m: Metrics, kind: str | None = None) -> float:
+def _cand(m: Exposed, kind: str | None = None) -> float:
     return m.total("parity_candidate_errors_total", **({"kind": kind} if kind else {}))
 
 
-FAULTS: dict[str, tuple[str | None, dict[str, int], Callable[[Metrics], bool], str]] = {
+#: where the mirror side runs: in the proxy's process, or in its mirror process (``limits.mirror_process``)
+PLACEMENTS = {"in-process": {}, "mirror-process": {"mirror_process": True}}
+
+FAULTS: dict[str, tuple[str | None, dict[str, int], Callable[[Exposed], bool], str]] = {
     # name: (FakeGateway fault, limits, counted?, what the metric shows)
     "slow-5s": ("slow", {}, lambda m: _cand(m, "timeout") > 0, "candidate_errors{kind=timeout}"),
     "killed-mid-stream": ("kill", {}, lambda m: _cand(m, "closed") + _cand(m, "connect") > 0,
@@ -37,9 +38,12 @@ async def _still_serving(url: str) -> None:
         assert r.status == 200 and await r.read() == b'{"ok":true,"status":"live"}'
 
 
+@pytest.mark.parametrize("placement", list(PLACEMENTS))
 @pytest.mark.parametrize("name", list(FAULTS))
-async def test_candidate_fault_never_reaches_the_client(name: str, fake_legacy: FakeGateway, make_proxy) -> None:
+async def test_candidate_fault_never_reaches_the_client(name: str, placement: str, fake_legacy: FakeGateway,
+                                                        make_proxy) -> None:
     fault, limits, counted, what = FAULTS[name]
+    limits = {**limits, **PLACEMENTS[placement]}
     candidate = await FakeGateway(token="tok-cand", fault=fault, fixed_nonce=False).start()
     try:
         direct_http = await http_transcript(fake_legacy.url)
@@ -50,8 +54,8 @@ async def test_candidate_fault_never_reaches_the_client(name: str, fake_legacy: 
         assert await ws_transcript(proxy.url) == direct_ws
         assert await http_transcript(proxy.url) == direct_http
         await _still_serving(proxy.url)
-        await async_wait_until(lambda: counted(proxy.metrics), 15 * S, what=f"{name} counted as {what}")
-        assert proxy.metrics.total("parity_legacy_errors_total") == 0
+        await async_wait_until(lambda: counted(Exposed(proxy)), 15 * S, what=f"{name} counted as {what}")
+        assert Exposed(proxy).total("parity_legacy_errors_total") == 0
     finally:
         await candidate.stop()
 
