@@ -61,13 +61,19 @@ def _fail(conn: ClientConn, rid: Any, error: dict[str, Any], code: int = 1008, r
     conn.request_close(code, truncate_close_reason(reason if reason is not None else error["message"]))
 
 
+def _file_pairing_request(state: Any, conn: ClientConn, device_id: str, role: str, scopes: list[str]) -> str:
+    """A pairing request for an unknown or changed device: announced to operators, its id returned."""
+    request_id = str(uuid.uuid4())
+    state.broadcast("device.pair.requested", {"requestId": request_id, "deviceId": device_id, "role": role,
+                                              "scopes": scopes, "ts": conn.connected_at}, drop_if_slow=True)
+    return request_id
+
+
 def _fail_metadata_upgrade(state: Any, conn: ClientConn, rid: Any, entry: dict[str, Any], device_id: str, role: str,
                            scopes: list[str]) -> None:
     """A paired device claiming another platform or device family: the legacy files a pairing request and answers
     ``NOT_PAIRED`` reason ``metadata-upgrade`` (never silent for CLI clients), closing 1008 with the request id."""
-    request_id = str(uuid.uuid4())
-    state.broadcast("device.pair.requested", {"requestId": request_id, "deviceId": device_id, "role": role,
-                                              "scopes": scopes, "ts": conn.connected_at}, drop_if_slow=True)
+    request_id = _file_pairing_request(state, conn, device_id, role, scopes)
     message = "pairing required: device identity changed and must be re-approved"
     details: dict[str, Any] = {
         "code": "PAIRING_REQUIRED", "reason": "metadata-upgrade", "requestId": request_id,
@@ -160,10 +166,7 @@ async def handle_connect(request: web.Request, conn: ClientConn, rid: Any, param
     if device is not None:
         entry = devices.get(device["id"])
         if entry is None and not local:
-            request_id = str(uuid.uuid4())
-            state.broadcast("device.pair.requested", {"requestId": request_id, "deviceId": device["id"],
-                                                      "role": role, "scopes": scopes, "ts": conn.connected_at},
-                            drop_if_slow=True)
+            request_id = _file_pairing_request(state, conn, device["id"], role, scopes)
             _fail(conn, rid, error_shape("NOT_PAIRED", "pairing required",
                                          details={"code": "PAIRING_REQUIRED", "requestId": request_id}))
             return
