@@ -121,7 +121,9 @@ class Limits:
     diff_workers: int = 1  # processes comparing pairs off the event loop (0 = compare inline)
     shed_lag_ms: float = 0.0  # 0 = off; above this event-loop lag (EWMA) new mirror work is dropped (reason
     #                           "overload"), so mirroring never costs the client path its CPU
-    mirror_process: bool = False  # run mirroring, pairing, diffing, recording and storing in a child process
+    mirror_process: bool = False  # run mirroring, pairing, diffing, recording and storing in a child process;
+    #   then max_queued_bytes also bounds the proxy's socket buffer to it, and shed_lag_ms / rss_cap_mb watch the
+    #   child (the proxy's own share per mirrored exchange is one list append and one pickled batch per loop turn)
     mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
 
 

@@ -133,13 +133,16 @@ class _Families:
         return iter(self._families)
 
 
-def merge_exposition(*texts: bytes) -> bytes:
+def merge_exposition(*texts: bytes, gauges: bool = True) -> bytes:
     """Prometheus text expositions of processes sharing the metric names, as one: same family, same sample
-    name and labels -> values added up (``_created`` timestamps: the earliest)."""
+    name and labels -> values added up (``_created`` timestamps: the earliest). ``gauges=False`` keeps only
+    counters, histograms and summaries (what an ended process leaves behind)."""
     merged: dict[str, Metric] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], object]] = {}
     for text in texts:
         for fam in text_string_to_metric_families(text.decode("utf-8")):
+            if not gauges and fam.type not in ("counter", "histogram", "summary") and not fam.name.endswith("_created"):
+                continue  # (a counter's ``_created`` series is written as a gauge family of its own)
             into = merged.setdefault(fam.name, Metric(fam.name, fam.documentation, fam.type, fam.unit))
             samples = values.setdefault(fam.name, {})
             for s in fam.samples:

@@ -3,8 +3,9 @@
 Owns the child's main loop. It reads its config from the socket ``FD``, lowers its own CPU priority
 (``limits.mirror_nice``), runs a :class:`shadow.side.LocalSide` (the same pipeline, mirrors, trace and store an
 in-process proxy runs) and feeds it the messages the proxy sends, in order. Every 0.5 s, and once at exit, it
-sends its metrics back. It ignores SIGINT (the proxy's terminal sends it to the whole process group; the proxy
-decides when mirroring stops) and exits when told to stop or when the proxy's end of the socket closes.
+sends its metrics back. It ignores SIGINT and SIGTERM (a terminal or a service manager signals the whole process
+group; the proxy decides when mirroring stops, so the store run is finished and the trace closed) and exits when
+told to stop or when the proxy's end of the socket closes.
 May import: stdlib, prometheus_client, ``wire``, ``shadow.{metrics,remote,side}``.
 """
 
@@ -94,7 +95,7 @@ async def serve(fd: int) -> int:
         except OSError as exc:
             logger.warning("cannot lower this process's priority: %s", exc)
     metrics = Metrics()
-    side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"])
+    side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"], trace_suffix=f"-{os.getpid()}")
     await side.start()
     write_frame(writer, ("ready", side.run_id, os.getpid()))
     snapshots = asyncio.create_task(_snapshots(side, writer))
@@ -122,7 +123,8 @@ async def serve(fd: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a signal to the process group is the proxy's to handle
+        signal.signal(sig, signal.SIG_IGN)
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: python -m shadow.mirror_worker FD  (started by the shadow proxy)", file=sys.stderr)
         return 2

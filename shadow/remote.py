@@ -47,7 +47,9 @@ __all__ = ["RemoteMirror", "RemoteSide", "read_frame", "write_frame"]
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
 READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 30.0  # the child drains its queues, closes its mirrors and finishes the store run first
+#: control messages (tiny, and losing one would leak child state) may use this many times the byte limit
+CONTROL_HEADROOM = 2
 
 
 def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
@@ -57,13 +59,17 @@ def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
 
 
 async def read_frame(reader: asyncio.StreamReader) -> Any:
-    """One frame, or ``None`` at end of stream."""
+    """One frame, or ``None`` at end of stream (the peer closed, died with unread data, or sent garbage)."""
     try:
         (n,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
         if n > MAX_FRAME:
-            raise ParityError(f"mirror process socket: frame of {n} bytes exceeds {MAX_FRAME}")
+            logger.error("mirror process socket: frame of %d bytes exceeds %d; closing", n, MAX_FRAME)
+            return None
         return pickle.loads(await reader.readexactly(n))
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, OSError):
+        return None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as exc:
+        logger.error("mirror process socket: undecodable frame (%s); closing", exc)
         return None
 
 
@@ -105,7 +111,8 @@ class RemoteSide:
         self.generation = 0
         self.restarts = 0
         self.pid = 0
-        self.snapshot = b""  # the child's last /metrics text
+        self.snapshot = b""  # the current child's last /metrics text
+        self._base = b""  # counters and histograms of children that have ended (so totals never go backwards)
         self._child_health: dict[str, Any] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -151,11 +158,13 @@ class RemoteSide:
             started = time.monotonic()
             try:
                 await self._run_child()
-            except ParityError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever ended this child, mirroring goes on with a new one
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_exception(exc)
                     return
-                logger.error("%s", exc)
+                logger.error("mirror process failed: %s: %s", type(exc).__name__, exc)
             if self._stopping:
                 return
             self.restarts += 1
@@ -184,6 +193,10 @@ class RemoteSide:
                 raise ParityError(f"mirror process {proc.pid} failed to start (exit code {await proc.wait()}); "
                                   "see its log above")
             _, self.run_id, self.pid = msg
+            if self.snapshot:  # a dead child's counters stay counted; its gauges go with it
+                self._base = merge_exposition(self._base, self.snapshot, gauges=False)
+                self.snapshot = b""
+            self._child_health = {}
             self.generation += 1
             self._writer = writer
             self._pending.clear()
@@ -196,23 +209,33 @@ class RemoteSide:
                     self.snapshot, self._child_health = msg[1], msg[2]
         finally:
             self._writer = None
+            if self._pending:  # accepted but never sent: counted, not silently lost
+                self.metrics.dropped.labels(stage="remote", reason="worker").inc(len(self._pending))
+                self._pending.clear()
+                self._pending_bytes = 0
             writer.close()
             if proc.returncode is None and not self._stopping:
                 proc.kill()
             await proc.wait()
 
     # -- sending ------------------------------------------------------------------------------------------
-    def send(self, msg: tuple[Any, ...]) -> bool:
-        """Queue one message for the child; drop and count when it is not running or cannot keep up."""
+    def send(self, msg: tuple[Any, ...], *, control: bool = False) -> bool:
+        """Queue one message for the child; drop and count when it is not running or cannot keep up.
+
+        ``control`` messages (an expectation, a connection's open or close) are tiny and losing one would leave
+        state behind in the child, so they may use :data:`CONTROL_HEADROOM` times the byte limit.
+        """
         writer = self._writer
         if writer is None or writer.is_closing():
             self.metrics.drop("remote", "worker")
             return False
-        if writer.transport.get_write_buffer_size() + self._pending_bytes > self.config.limits.max_queued_bytes:
+        size = _size(msg)
+        limit = self.config.limits.max_queued_bytes * (CONTROL_HEADROOM if control else 1)
+        if writer.transport.get_write_buffer_size() + self._pending_bytes + size > limit:
             self.metrics.drop("remote", "full")
             return False
         self._pending.append(msg)
-        self._pending_bytes += _size(msg)
+        self._pending_bytes += size
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -233,7 +256,7 @@ class RemoteSide:
         self.send(("obs", obs, force_record))
 
     def expect(self, conn: str, key: str, route: str, protocol: str) -> None:
-        self.send(("expect", conn, key, route, protocol))
+        self.send(("expect", conn, key, route, protocol), control=True)
 
     def mirror_http(self, job: HttpJob) -> bool:
         return self.send(("http", job))
@@ -243,21 +266,21 @@ class RemoteSide:
 
     def open_mirror(self, conn: str, path: str, headers: list[tuple[str, str]], leg: Leg) -> RemoteMirror:
         primary = Leg.LEGACY if leg is Leg.CANDIDATE else Leg.CANDIDATE
-        self.send(("ws-open", conn, path, headers, leg))
+        self.send(("ws-open", conn, path, headers, leg), control=True)
         return RemoteMirror(self, conn, primary)
 
     def close_conn(self, conn: str) -> None:
-        self.send(("close", conn))
+        self.send(("close", conn), control=True)
 
     # -- reporting ----------------------------------------------------------------------------------------
     def exposition(self) -> bytes:
         """The proxy's metrics merged with the child's last snapshot."""
         own = generate_latest(self.metrics.registry)
-        return merge_exposition(own, self.snapshot) if self.snapshot else own
+        return merge_exposition(own, self._base, self.snapshot) if self._base or self.snapshot else own
 
     def health(self) -> dict[str, Any]:
         alive = self._writer is not None
-        return {**self._child_health,
+        return {"queues": {}, "mirror_bytes": 0, **(self._child_health if alive else {}),
                 "mirror_process": {"pid": self.pid if alive else 0, "alive": alive, "restarts": self.restarts,
                                    "buffered_bytes": (self._writer.transport.get_write_buffer_size()
                                                       if self._writer is not None else 0) + self._pending_bytes}}

@@ -41,16 +41,19 @@ class LocalSide:
         comparator: overrides the profile comparator (tests of the pipeline itself).
         store: coroutine receiving each resolved pair instead of the configured parity store, or ``None``.
         t0: monotonic origin of observation times (the proxy's, when this runs in the mirror process).
+        trace_suffix: added to the trace file name (the mirror process adds its pid: a restarted child never
+            reopens, and so truncates, the trace of the one before it).
     """
 
     def __init__(self, config: ShadowConfig, metrics: Metrics, profile: Profile, *,
-                 comparator: Comparator | None = None, store: Any = None, t0: float | None = None) -> None:
+                 comparator: Comparator | None = None, store: Any = None, t0: float | None = None,
+                 trace_suffix: str = "") -> None:
         self.config = config
         self.metrics = metrics
         self.profile = profile
         self.trace: TraceSink | None = None
         if config.record.trace_dir:
-            name = time.strftime("shadow-%Y%m%dT%H%M%S.jsonl", time.gmtime())
+            name = time.strftime("shadow-%Y%m%dT%H%M%S", time.gmtime()) + trace_suffix + ".jsonl"
             self.trace = TraceSink(Path(config.record.trace_dir) / name, redactor=Redactor(config.secrets()),
                                    target=config.legacy.url, meta={"candidate": config.candidate.url,
                                                                    "mode": config.mode})

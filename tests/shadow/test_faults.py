@@ -54,6 +54,8 @@ async def test_candidate_fault_never_reaches_the_client(name: str, placement: st
         assert await ws_transcript(proxy.url) == direct_ws
         assert await http_transcript(proxy.url) == direct_http
         await _still_serving(proxy.url)
+        if placement == "mirror-process":  # the candidate really was handled by the child
+            assert proxy.health()["mirror_process"]["alive"]
         await async_wait_until(lambda: counted(Exposed(proxy)), 15 * S, what=f"{name} counted as {what}")
         assert Exposed(proxy).total("parity_legacy_errors_total") == 0
     finally:

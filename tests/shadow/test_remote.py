@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,8 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from _timing import S, async_wait_until
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from shadow_fakes import FakeGateway, http_transcript, ws_transcript
+from shadow_fakes import Exposed, FakeGateway, http_transcript, ws_transcript
 from sqlalchemy import create_engine, text
 
 from shadow.config import ShadowConfig
@@ -69,7 +71,7 @@ async def test_transcripts_unchanged_and_pairs_counted_by_the_child(fake_legacy:
     for _ in range(int(200 * S)):  # snapshots arrive every 0.5 s
         if await paired():
             break
-        await __import__("asyncio").sleep(0.1)
+        await asyncio.sleep(0.1)
     m = await _metrics(proxy)
     assert _total(m, "parity_pairs_total", route="POST /tools/invoke") == 1
     assert _total(m, "parity_pairs_total", route="health") >= 1
@@ -116,42 +118,66 @@ async def test_store_and_trace_written_by_the_child_without_secrets(tmp_path: Pa
         assert b"tok-legacy" not in blob and b"tok-cand" not in blob
 
 
-async def test_child_killed_client_path_unaffected_and_mirroring_resumes(fake_legacy: FakeGateway,
-                                                                         fake_candidate: FakeGateway,
-                                                                         make_proxy) -> None:
-    direct = await http_transcript(fake_legacy.url)
+async def test_child_killed_under_traffic_client_path_unaffected_and_mirroring_resumes(
+        fake_legacy: FakeGateway, fake_candidate: FakeGateway, make_proxy) -> None:
     proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits=REMOTE)
     first = proxy.health()["mirror_process"]["pid"]
+    answers: list[tuple[int, bytes]] = []
+    stop = asyncio.Event()
+
+    async def traffic() -> None:  # keeps the socket to the child busy while it dies (bounded: 3000 requests)
+        async with aiohttp.ClientSession() as s:
+            for _ in range(3000):
+                if stop.is_set():
+                    return
+                async with s.get(proxy.url + "/healthz") as r:
+                    answers.append((r.status, await r.read()))
+
+    task = asyncio.create_task(traffic())
+    await async_wait_until(lambda: len(answers) >= 50, 20 * S, what="traffic flowing")
+    compared = Exposed(proxy).total("parity_pairs_total")
     os.kill(first, signal.SIGKILL)
-    await async_wait_until(lambda: not proxy.health()["mirror_process"]["alive"], 20 * S, what="child death seen")
-    # while it is down the client path answers as before; mirror work is dropped and counted, not queued
-    assert await http_transcript(proxy.url) == direct
-    m = await _metrics(proxy)
-    assert _total(m, "parity_dropped_total", stage="remote", reason="worker") > 0
-    await async_wait_until(lambda: proxy.health()["mirror_process"]["alive"], 30 * S, what="child restarted")
+    await async_wait_until(lambda: proxy.health()["mirror_process"]["pid"] not in (0, first), 30 * S,
+                           what="child restarted")
+    stop.set()
+    await task
+    # every client request was answered by the legacy, before, during and after the crash
+    assert answers and all(a == (200, b'{"ok":true,"status":"live"}') for a in answers)
     health = proxy.health()["mirror_process"]
-    assert health["restarts"] == 1 and health["pid"] not in (0, first)
+    assert health["restarts"] == 1 and health["alive"]
     before = len(fake_candidate.http_requests)
-    assert await http_transcript(proxy.url) == direct
+    async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
+        assert r.status == 200
     await async_wait_until(lambda: len(fake_candidate.http_requests) > before, 20 * S, what="mirroring resumed")
+    # the dead child's counters stay in the merged totals: they never go backwards
+    assert Exposed(proxy).total("parity_pairs_total") >= compared
 
 
-async def test_a_slow_child_costs_drops_not_memory_or_answers(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
-                                                              make_proxy) -> None:
-    # a send buffer of 64 KiB: a burst of 256 KiB bodies overflows it at once
-    proxy = await make_proxy(fake_legacy.url, fake_candidate.url,
-                             limits={**REMOTE, "max_queued_bytes": 64 * 1024})
-    body = b"x" * (256 * 1024)
+async def test_a_stalled_child_costs_drops_never_memory_or_answers(fake_legacy: FakeGateway,
+                                                                   fake_candidate: FakeGateway, make_proxy) -> None:
+    limit = 64 * 1024
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={**REMOTE, "max_queued_bytes": limit})
+    pid = proxy.health()["mirror_process"]["pid"]
+    body = b"x" * (16 * 1024)
+    huge = b"y" * (4 * limit)  # bigger than the whole budget: never pickled onto the socket
     async with aiohttp.ClientSession() as s:
         async with s.post(fake_legacy.url + "/echo", data=body) as r:
             direct = await r.read()
-        assert len(direct) > len(body)
-        for _ in range(20):  # every observation carries the body to the child
-            async with s.post(proxy.url + "/echo", data=body) as r:
-                assert r.status == 200 and await r.read() == direct
-    m = await _metrics(proxy)
-    assert _total(m, "parity_dropped_total", stage="remote", reason="full") > 0
-    assert proxy.health()["mirror_process"]["buffered_bytes"] <= 64 * 1024 + 2 * len(body)
+        async with s.post(fake_legacy.url + "/echo", data=huge) as r:
+            direct_huge = await r.read()
+        os.kill(pid, signal.SIGSTOP)  # the child takes nothing: the socket fills up
+        try:
+            for _ in range(60):
+                async with s.post(proxy.url + "/echo", data=body) as r:
+                    assert r.status == 200 and await r.read() == direct
+                assert proxy.health()["mirror_process"]["buffered_bytes"] <= 2 * limit + 1024
+            async with s.post(proxy.url + "/echo", data=huge) as r:
+                assert r.status == 200 and await r.read() == direct_huge
+            assert proxy.health()["mirror_process"]["buffered_bytes"] <= 2 * limit + 1024
+            assert Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full") > 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert proxy.health()["mirror_process"]["pid"] == pid  # stalled, not crashed: the same child carries on
 
 
 async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGateway) -> None:
@@ -191,3 +217,22 @@ def test_expositions_merge_by_name_and_labels() -> None:
     assert got[("parity_latency_seconds_bucket", (("le", "+Inf"),))] == 4.0
     assert got[("parity_latency_seconds_sum", ())] == 1.0
     assert merged.count(b"# TYPE parity_pairs_total counter") == 1  # one family, not one per process
+
+
+def test_an_ended_process_leaves_its_counters_not_its_gauges() -> None:
+    def process(pairs: int, depth: int) -> tuple[bytes, float]:
+        registry = CollectorRegistry()
+        counter = Counter("parity_pairs_total", "Compared pairs", ["route"], registry=registry)
+        counter.labels(route="health").inc(pairs)
+        Gauge("parity_queue_depth", "Items waiting", ["queue"], registry=registry).labels(queue="pair").set(depth)
+        return generate_latest(registry), registry.get_sample_value("parity_pairs_created", {"route": "health"})
+
+    dead, dead_created = process(7, 40)
+    base = merge_exposition(dead, gauges=False)
+    assert b"parity_queue_depth" not in base
+    fresh, fresh_created = process(1, 0)
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for fam in text_string_to_metric_families(merge_exposition(base, fresh).decode()) for s in fam.samples}
+    assert got[("parity_pairs_total", (("route", "health"),))] == 8.0  # never below the dead child's 7
+    assert got[("parity_pairs_created", (("route", "health"),))] == min(dead_created, fresh_created)
+    assert got[("parity_queue_depth", (("queue", "pair"),))] == 0.0  # the dead child's backlog is gone
