@@ -294,17 +294,20 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
             url = f"http://127.0.0.1:{port}"
         logger.info("[%s] %s: %s", up.name, name, url)
         row: dict[str, Any] = {}
-        wrk_warmup = wrk(url + "/healthz", 1, 1.0)
-        row["c1"] = wrk(url + "/healthz", 1, args.duration)
-        row["c16"] = wrk(url + "/healthz", 16, args.duration)
+        mirroring = "on" in name and name.startswith("proxy")
+        wrk(url + "/healthz", 1, 1.0)  # warm-up
+        settled = mirrored_pairs(f"http://127.0.0.1:{admin}") if mirroring else 0.0
+        for cell, conns in (("c1", 1), ("c16", 16)):
+            row[cell] = wrk(url + "/healthz", conns, args.duration)
+            if mirroring:  # how much of this cell's traffic the mirror really compared
+                now = mirrored_pairs(f"http://127.0.0.1:{admin}")
+                row[cell]["coverage"] = (now - settled) / row[cell]["requests"]
+                settled = now
         try:
             row["ws"] = asyncio.run(ws_rtt(url, up.legacy_token, args.rpcs))
         except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
             logger.warning("[%s] %s: WS RPC failed: %r", up.name, name, exc)
             row["ws"] = None
-        if "on" in name and name.startswith("proxy"):  # how much of the traffic the mirror really compared
-            sent = wrk_warmup["requests"] + row["c1"]["requests"] + row["c16"]["requests"]
-            row["coverage"] = mirrored_pairs(f"http://127.0.0.1:{admin}") / sent
         logger.info("[%s] %s: %s", up.name, name, json.dumps(row))
         results[name] = row
         if proc is not None:
@@ -315,7 +318,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
 def fmt_row(up: str, name: str, r: dict[str, Any]) -> str:
     ws = r.get("ws")
     wss = f"{ws['median']:.2f} / {ws['p99']:.2f}" if ws else "n/a"
-    cov = f"{r['coverage']:.0%}" if "coverage" in r else "-"
+    cov = f"{r['c1']['coverage']:.0%} / {r['c16']['coverage']:.0%}" if "coverage" in r["c1"] else "-"
     return (f"| {up} | {name} | {r['c1']['rps']:.0f} | {r['c1']['p50']:.3f} / {r['c1']['p99']:.3f} | "
             f"{r['c16']['rps']:.0f} | {r['c16']['p50']:.2f} / {r['c16']['p99']:.2f} | {wss} | {cov} |")
 
@@ -332,13 +335,13 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
         if not name.startswith("proxy (on"):
             continue
         variant = name[len("proxy ("):-1]  # "on", "on, shed 5 ms", "on, mirror process"
-        cov = f" ({on['coverage']:.0%} mirrored)" if "coverage" in on else ""
         added50 = on["c1"]["p50"] - d["c1"]["p50"]
         added99 = on["c1"]["p99"] - d["c1"]["p99"]
         add(f"added p50, HTTP, 1 conn, mirroring {variant} (≤ 0.5 ms)", f"{added50:+.3f} ms", added50 <= 0.5)
         add(f"added p99, HTTP, 1 conn, mirroring {variant} (≤ 2 ms)", f"{added99:+.3f} ms", added99 <= 2.0)
         for c in ("c1", "c16"):
             ratio = on[c]["rps"] / off[c]["rps"]
+            cov = f" ({on[c]['coverage']:.0%} mirrored)" if "coverage" in on[c] else ""
             add(f"throughput mirroring {variant} / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×{cov}", ratio >= 0.9)
         if d.get("ws") and on.get("ws"):
             wadd = on["ws"]["median"] - d["ws"]["median"]
@@ -413,13 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         "`health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
         "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
         "(mirror work is dropped, counted, while the event loop lags); \"mirror process\" runs the mirror side in a "
-        "child process at nice 10 (`limits.mirror_process`). \"HTTP mirrored\" is the share of the cell's "
-        "`GET /healthz` requests (warm-up included) that became compared pairs; the rest were dropped and counted "
+        "child process at nice 10 (`limits.mirror_process`). \"HTTP mirrored\" is the share of each cell's "
+        "`GET /healthz` requests that became compared pairs; the rest were dropped and counted "
         "(`parity_dropped_total`), never waited for. nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
         "",
         "| upstream | front | req/s, 1 conn | p50 / p99, 1 conn | req/s, 16 conn | p50 / p99, 16 conn | WS RPC median / p99 "
-        "| HTTP mirrored |",
+        "| HTTP mirrored, 1 / 16 conn |",
         "|---|---|---|---|---|---|---|---|",
         *all_rows,
         "",
