@@ -49,6 +49,9 @@ def test_layering_toml_env_flags(tmp_path) -> None:
     assert cfg.listen == ("127.0.0.1", 1001)  # flag beats env beats file
     assert cfg.candidate.token == "from-env"
     assert cfg.canary_percent == 5.0 and cfg.limits.conn_queue == 7
+    assert not cfg.limits.mirror_process  # off unless asked for
+    cfg = load_config(parser.parse_args(["--config", str(toml), "--mirror-process"]), {})
+    assert cfg.limits.mirror_process and cfg.limits.conn_queue == 7  # the flag sets it, the file's limits stay
     bad = tmp_path / "bad.toml"
     bad.write_text("mode = \n")
     with pytest.raises(ConfigError, match="--config: .*bad.toml"):
