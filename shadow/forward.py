@@ -30,7 +30,7 @@ from recorder.capture import WriteAheadLog
 from shadow._tasks import spawn
 from shadow.config import Credentials, ShadowConfig
 from shadow.metrics import Metrics
-from shadow.mirror import HOP_BY_HOP, error_kind
+from shadow.mirror import HOP_BY_HOP, error_kind, leg_creds
 from shadow.modes import ModeController, Routing
 from shadow.pipeline import HttpJob, MirrorHandle, Tap
 from shadow.policy import MIRROR, RECORD_ONLY, Policy
@@ -100,7 +100,7 @@ class Forwarder:
         self._gauges = {p: metrics.client_connections.labels(protocol=p) for p in ("http", "ws")}
 
     def creds(self, leg: Leg) -> Credentials:
-        return self.config.legacy if leg is Leg.LEGACY else self.config.candidate
+        return leg_creds(self.config, leg)[0]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024, handler_args={"max_field_size": 65536})

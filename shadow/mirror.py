@@ -32,7 +32,7 @@ from wire.model import Direction, Kind, Leg, Observation, Other, Req
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HOP_BY_HOP", "HttpMirror", "MirrorSession", "error_kind"]
+__all__ = ["HOP_BY_HOP", "HttpMirror", "MirrorSession", "error_kind", "leg_creds"]
 
 #: Not forwarded between hops (RFC 9110 §7.6.1), plus what the client library recomputes.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -58,8 +58,8 @@ def _leg_errors(metrics: Metrics, leg: Leg) -> Any:
     return metrics.candidate_errors if leg is Leg.CANDIDATE else metrics.legacy_errors
 
 
-def _creds(config: ShadowConfig, leg: Leg) -> tuple[Credentials, Credentials]:
-    """(secondary leg's credentials, primary leg's credentials)."""
+def leg_creds(config: ShadowConfig, leg: Leg) -> tuple[Credentials, Credentials]:
+    """(``leg``'s credentials, the other leg's credentials)."""
     if leg is Leg.CANDIDATE:
         return config.candidate, config.legacy
     return config.legacy, config.candidate
@@ -73,7 +73,7 @@ class HttpMirror:
         self.metrics = metrics
         self.pipeline = pipeline
         self.session: aiohttp.ClientSession | None = None
-        self._pairs = {leg: secret_pairs(*_creds(config, leg)) for leg in Leg}
+        self._pairs = {leg: secret_pairs(*leg_creds(config, leg)) for leg in Leg}
 
     async def start(self) -> None:
         lim = self.config.limits
@@ -91,7 +91,7 @@ class HttpMirror:
 
     async def send(self, job: HttpJob) -> None:
         assert self.session is not None, "HttpMirror.start() not called"
-        creds, _primary = _creds(self.config, job.leg)
+        creds, _primary = leg_creds(self.config, job.leg)
         pairs = self._pairs[job.leg]
         headers = [(k, rewrite_secrets(v, pairs)) for k, v in job.headers if k.lower() not in HOP_BY_HOP]
         body = job.body
@@ -156,7 +156,7 @@ class MirrorSession:
         self.metrics = metrics
         self.pipeline = pipeline
         self.handshaker = handshaker
-        self.url = _creds(config, leg)[0].ws_url + path
+        self.url = leg_creds(config, leg)[0].ws_url + path
         self._q: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._dead = False  # gave up: every further frame is dropped (reason "closed")

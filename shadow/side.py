@@ -21,7 +21,7 @@ from shadow.compare import Comparator, ProfileComparator
 from shadow.config import ShadowConfig
 from shadow.handshake import Handshaker
 from shadow.metrics import Metrics
-from shadow.mirror import HttpMirror, MirrorSession
+from shadow.mirror import HttpMirror, MirrorSession, leg_creds
 from shadow.pairer import Joined
 from shadow.pipeline import HttpJob, Pipeline
 from wire.model import Kind, Leg, Observation, Pair
@@ -65,9 +65,9 @@ class LocalSide:
         self.pipeline.set_http_mirror(self.http_mirror.send)
         self._handshakers: dict[Leg, Handshaker] = {}
         for leg in Leg:
-            other = Leg.CANDIDATE if leg is Leg.LEGACY else Leg.LEGACY
-            if _creds(config, leg).url:
-                self._handshakers[leg] = Handshaker(_creds(config, leg), _creds(config, other))
+            own, other = leg_creds(config, leg)
+            if own.url:
+                self._handshakers[leg] = Handshaker(own, other)
         self._mirrors: dict[str, MirrorSession] = {}
         self.store: Any = None
         self.run_id = 0
@@ -157,6 +157,3 @@ class LocalSide:
                                        candidate=cx), self.profile)
         self.store.add_pair(self.run_id, result, legacy=lx, candidate=cx)
 
-
-def _creds(config: ShadowConfig, leg: Leg) -> Any:
-    return config.legacy if leg is Leg.LEGACY else config.candidate

@@ -24,19 +24,6 @@ from wire.errors import ConfigError
 REMOTE = {"mirror_process": True, "mirror_nice": 7, "diff_workers": 0}
 
 
-async def _metrics(proxy: ShadowProxy) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as s, s.get(proxy.admin_url + "/metrics") as r:
-        assert r.status == 200
-        body = await r.text()
-    return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
-            for fam in text_string_to_metric_families(body) for smp in fam.samples}
-
-
-def _total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **match: str) -> float:
-    return sum(v for (n, labels), v in samples.items()
-               if n == name and all(dict(labels).get(k) == want for k, want in match.items()))
-
-
 def _nice(pid: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, pid)
 
@@ -63,24 +50,23 @@ async def test_transcripts_unchanged_and_pairs_counted_by_the_child(fake_legacy:
     assert fake_candidate.connects[0]["auth"] == {"token": "tok-cand"}
     assert not any("chat.send" in f for f in fake_candidate.ws_frames), "side-effecting call must be skipped"
 
-    async def paired() -> bool:
-        m = await _metrics(proxy)
-        return (_total(m, "parity_pairs_total", route="POST /tools/invoke") == 1
-                and _total(m, "parity_pairs_total", route="health") >= 1)
+    def paired() -> bool:
+        m = Exposed(proxy)
+        return (m.total("parity_pairs_total", route="POST /tools/invoke") == 1
+                and m.total("parity_pairs_total", route="health") >= 1)
 
-    for _ in range(int(200 * S)):  # snapshots arrive every 0.5 s
-        if await paired():
-            break
-        await asyncio.sleep(0.1)
-    m = await _metrics(proxy)
-    assert _total(m, "parity_pairs_total", route="POST /tools/invoke") == 1
-    assert _total(m, "parity_pairs_total", route="health") >= 1
+    await async_wait_until(paired, 20 * S, what="pairs counted by the child, merged into the proxy's metrics")
+    m = Exposed(proxy)
     # the proxy's own client-path counters and the child's pair counters are in one exposition
-    assert _total(m, "parity_policy_decisions_total", route="POST /hooks/wake") == 0
-    assert _total(m, "parity_requests_total", leg="legacy", outcome="skipped") >= 1  # counted by the proxy
-    assert _total(m, "parity_requests_total", leg="candidate", outcome="match") + \
-        _total(m, "parity_requests_total", leg="candidate", outcome="mismatch") >= 2  # counted by the child
-    assert _total(m, "parity_dropped_total", stage="remote") == 0
+    assert m.total("parity_requests_total", leg="legacy", outcome="skipped") >= 1  # counted by the proxy
+    assert m.total("parity_requests_total", leg="candidate", outcome="match") + \
+        m.total("parity_requests_total", leg="candidate", outcome="mismatch") >= 2  # counted by the child
+    assert m.total("parity_dropped_total", stage="remote") == 0
+    # and that merged exposition is what the admin port serves
+    async with aiohttp.ClientSession() as session, session.get(proxy.admin_url + "/metrics") as r:
+        assert r.status == 200
+        served = [smp for fam in text_string_to_metric_families(await r.text()) for smp in fam.samples]
+    assert sum(smp.value for smp in served if smp.name == "parity_pairs_total") >= m.total("parity_pairs_total") >= 2
 
 
 async def test_store_and_trace_written_by_the_child_without_secrets(tmp_path: Path, fake_legacy: FakeGateway,
