@@ -11,7 +11,6 @@ CPU per connect during that loop (user + system time of its process tree from ``
 connects), and, for continuity with earlier runs, the same cycle from one sequential ``websockets`` client
 (which also carries that client's cost).
 Targets (issue 5): boot <= 1 s, RSS <= 100 MB, p50 and p99 <= legacy, connects/s >= 4x legacy.
-pyclaw serves on uvloop (its default); the same run also measures it on asyncio's own loop, as a baseline.
 Writes its section of docs/benchmarks.md through ``bench/_report.write_section``. Usage: ``python bench/gateway_bench.py``.
 """
 
@@ -158,9 +157,9 @@ async def wait_hello(url: str, token: str, deadline_s: float) -> None:
             await asyncio.sleep(0.01)
 
 
-def start_pyclaw(tmp: Path, model_url: str, event_loop: str = "") -> tuple[subprocess.Popen[bytes], int, str, float]:
+def start_pyclaw(tmp: Path, model_url: str) -> tuple[subprocess.Popen[bytes], int, str, float]:
     port, token = free_port(), secrets.token_hex(24)
-    state = tmp / f"pyclaw{event_loop}"
+    state = tmp / "pyclaw"
     state.mkdir()
     (state / "openclaw.json").write_text(json.dumps({
         "gateway": {"mode": "local", "port": port, "bind": "loopback", "auth": {"mode": "token", "token": token}},
@@ -170,8 +169,6 @@ def start_pyclaw(tmp: Path, model_url: str, event_loop: str = "") -> tuple[subpr
         "logging": {"level": "warn"}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
     env.update({"OPENCLAW_STATE_DIR": str(state), "HOME": str(state)})
-    if event_loop:
-        env["PYCLAW_EVENT_LOOP"] = event_loop
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run"], env=env, cwd=HERE.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,13 +209,6 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(15)
-        proc, port, token, _ = start_pyclaw(tmp, fake.url, "asyncio")  # same-run baseline: the stdlib loop
-        try:
-            time.sleep(1.0)
-            results["pyclaw-asyncio"] = measure(f"ws://127.0.0.1:{port}/", token, proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(15)
         t0 = time.monotonic()
         legacy = LegacyGateway.start(LegacyOptions(run_dir=tmp / "legacy", model_url=fake.url))
         try:
@@ -234,7 +224,7 @@ def main() -> int:
             legacy.stop()
     finally:
         fake.stop()
-    py, lg, pa = results["pyclaw"], results["legacy"], results["pyclaw-asyncio"]
+    py, lg = results["pyclaw"], results["legacy"]
     checks = {
         "boot": ("<= 1 s", py["boot"] <= 1.0), "rss": ("<= 100 MB", py["rss_tree"] <= 100),
         "p50": ("<= legacy", py["p50"] <= lg["p50"]), "p99": ("<= legacy", py["p99"] <= lg["p99"]),
@@ -248,7 +238,6 @@ def main() -> int:
         f"| `health` RPC p99 | {py['p99']:.2f} ms | {lg['p99']:.2f} ms | {checks['p99'][0]} | {'yes' if checks['p99'][1] else 'NO'} |",
         f"| connects/s: connect + hello-ok + close, no device, {CONCURRENCY} lean loops in flight, 5 s | {py['cps']:.0f} | {lg['cps']:.0f} | {checks['cps'][0]} | {'yes' if checks['cps'][1] else 'NO'} ({py['cps'] / lg['cps']:.1f}x) |",
         f"| gateway CPU per connect in that loop (process tree, user + system) | {py['cpu_ms']:.2f} ms | {lg['cpu_ms']:.2f} ms | (no target; server share alone) | - |",
-        f"| baseline: pyclaw on asyncio's own loop (`PYCLAW_EVENT_LOOP=asyncio`): connects/s, CPU per connect | {pa['cps']:.0f}, {pa['cpu_ms']:.2f} ms | - | (no target; uvloop's share of the figure) | - |",
         f"| the lean client's own CPU per connect (this process) | {py['client_ms']:.2f} ms | {lg['client_ms']:.2f} ms | (no target) | - |",
         f"| for continuity: connects/s from one sequential `websockets` client | {py['seq']:.0f} | {lg['seq']:.0f} | (no target; carries the client's {py['seq_client_ms']:.2f} ms per connect) | - |",
     ]

@@ -93,35 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------------------------------- gateway run
-#: ``PYCLAW_EVENT_LOOP``: ``uvloop`` (the default when installed) or ``asyncio`` (the standard library's loop)
-EVENT_LOOPS = ("uvloop", "asyncio")
-
-
-def loop_runner(env: Any) -> Any:
-    """The ``asyncio.run``-like function ``gateway run`` serves with. uvloop (libuv) cuts pyclaw's CPU per WS
-    connect by 15-25 % (``bench/gateway_bench.py`` measures both loops in one run); ``PYCLAW_EVENT_LOOP=asyncio``
-    opts out. A bad value is a ``ConfigError`` naming the variable."""
-    choice = env.get("PYCLAW_EVENT_LOOP", "").strip().lower() or "uvloop"
-    if choice not in EVENT_LOOPS:
-        raise ConfigError(f"PYCLAW_EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {choice!r}")
-    if choice == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            if "PYCLAW_EVENT_LOOP" in env:
-                raise ConfigError("PYCLAW_EVENT_LOOP=uvloop: uvloop is not installed") from None
-            return asyncio.run
-        return uvloop.run
-    return asyncio.run
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from gateway.bind import BIND_MODES, bind_refusal, default_bind_mode, resolve_bind_host, resolve_listen_hosts
     from gateway.config import CliOverrides, ConfigInvalidError, load_config, resolve_gateway_config
 
     env = os.environ
     try:
-        run = loop_runner(env)
         loaded = load_config(None, env)
     except ConfigError as exc:
         _err(str(exc))
@@ -201,7 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if args.force:
         logger.warning("--force is not implemented by pyclaw; the port must already be free")
-    return int(run(_serve(config, resolve_listen_hosts(bind_host))))
+    return asyncio.run(_serve(config, resolve_listen_hosts(bind_host)))
 
 
 async def _serve(config: Any, hosts: list[str]) -> int:

@@ -88,39 +88,12 @@ def test_run_call_and_sigterm_exit_0(running: tuple[int, Path, subprocess.Popen[
     assert nocreds.returncode == 1 and json.loads(nocreds.stdout)["error"]["type"] == "gateway_credentials_required"
     status = run(["gateway", "status", "--url", url, "--token", TOKEN, "--json"], env)
     assert status.returncode == 0 and "runtimeVersion" in json.loads(status.stdout)
-    assert "uvloop" in Path(f"/proc/{proc.pid}/maps").read_text()  # served on uvloop by default
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
     log = (tmp / "pyclaw.log").read_text()
     assert TOKEN not in log and "wrong-token-value" not in log  # secrets never reach the log
     lines = [json.loads(line) for line in log.splitlines()]
     assert any(r.get("conn") and "unauthorized" in r["message"] for r in lines)  # per-connection context
-
-
-def test_event_loop_choice(tmp_path: Path) -> None:
-    """``PYCLAW_EVENT_LOOP=asyncio`` serves on the standard library's loop (uvloop never loaded); a bad value is a
-    config error that names the variable (exit 78), before anything binds."""
-    port = free_port()
-    state = tmp_path / "state"
-    write_config(state, f"""{{ gateway: {{ mode: "local", port: {port}, bind: "loopback",
-        auth: {{ mode: "token", token: "{TOKEN}" }} }} }}""")
-    bad = run(["gateway", "run"], env_for(state, PYCLAW_EVENT_LOOP="tokio"), timeout=20)
-    assert bad.returncode == 78
-    assert "PYCLAW_EVENT_LOOP: expected one of uvloop, asyncio, got 'tokio'" in bad.stderr
-    proc = subprocess.Popen([*PYCLAW, "gateway", "run"], env=env_for(state, PYCLAW_EVENT_LOOP="asyncio"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_listening(port, proc)
-        ok = run(["gateway", "call", "health", "--url", f"ws://127.0.0.1:{port}", "--token", TOKEN, "--json"],
-                 env_for(tmp_path / "client"))
-        assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
-        assert "uvloop" not in Path(f"/proc/{proc.pid}/maps").read_text()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_gateway_down_is_a_transport_error(tmp_path: Path) -> None:
