@@ -11,7 +11,8 @@ mirror falls behind; what it cannot take is dropped and counted, never waited fo
 - the socket's send buffer plus the unsent list over ``limits.max_queued_bytes``: ``parity_dropped_total
   {stage="remote", reason="full"}``;
 - the child not running (crashed, restarting): ``reason="worker"``. A dead child is restarted with backoff;
-  WebSocket connections opened before the restart are not mirrored any more (``reason="closed"``).
+  WebSocket connections opened before the restart are not mirrored any more (``reason="closed"``), and the new
+  child opens a new store run and trace file (the crashed child's run is left unfinished).
 
 The child's metrics reach ``/metrics`` as snapshots (every 0.5 s and at exit) merged with the proxy's own
 (:func:`shadow.metrics.merge_exposition`). May import: stdlib, prometheus_client, ``wire``,

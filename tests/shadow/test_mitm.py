@@ -4,6 +4,7 @@ fake candidate through the same pipeline, and its flow file imports into a trace
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -30,7 +31,8 @@ async def test_mitmdump_addon_mirrors_and_flows_import(tmp_path, fake_legacy: Fa
     cfg = tmp_path / "shadow.toml"
     cfg.write_text(f'[legacy]\nurl = "{fake_legacy.url}"\ntoken = "tok-legacy"\n'
                    f'[candidate]\nurl = "{fake_candidate.url}"\ntoken = "tok-cand"\n'
-                   '[limits]\ncandidate_timeout = 2.0\n')
+                   '[limits]\ncandidate_timeout = 2.0\n'
+                   f'[record]\ntrace_dir = "{tmp_path / "addon-traces"}"\n')
     flows = tmp_path / "flows.mitm"
     proc = subprocess.Popen(
         [str(MITMDUMP), "--mode", f"reverse:{fake_legacy.url}", "--listen-host", "127.0.0.1", "-p", str(port),
@@ -71,6 +73,11 @@ async def test_mitmdump_addon_mirrors_and_flows_import(tmp_path, fake_legacy: Fa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    # the addon records both legs through the same mirror side as the proxy (shadow.side.LocalSide), redacted
+    (trace,) = (tmp_path / "addon-traces").glob("shadow-*.jsonl")
+    text = trace.read_text()
+    assert {json.loads(line).get("leg") for line in text.splitlines()[1:]} >= {"legacy", "candidate"}
+    assert "tok-legacy" not in text and "tok-cand" not in text
     out = tmp_path / "imported" / "flows.jsonl"
     res = subprocess.run([str(MITM_VENV / "bin" / "python"), "-m", "parity", "import", str(flows), "--out",
                           str(out.parent)], cwd=ROOT, capture_output=True, text=True, timeout=120)
