@@ -222,3 +222,54 @@ def test_an_ended_process_leaves_its_counters_not_its_gauges() -> None:
     assert got[("parity_pairs_total", (("route", "health"),))] == 8.0  # never below the dead child's 7
     assert got[("parity_pairs_created", (("route", "health"),))] == min(dead_created, fresh_created)
     assert got[("parity_queue_depth", (("queue", "pair"),))] == 0.0  # the dead child's backlog is gone
+
+
+async def test_a_connection_close_reaches_a_stalled_child_before_payload_does(
+        fake_legacy: FakeGateway, fake_candidate: FakeGateway, make_proxy) -> None:
+    """Control messages get headroom over the byte limit: a WS client that leaves while the child is stalled and
+    the socket full still has its candidate connection closed, not leaked, once the child runs again."""
+    limit = 64 * 1024
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={**REMOTE, "max_queued_bytes": limit})
+    pid = proxy.health()["mirror_process"]["pid"]
+    async with aiohttp.ClientSession() as s:
+        ws = await s.ws_connect(proxy.url.replace("http", "ws", 1) + "/")
+        await ws.receive(10)  # the legacy's challenge
+        await async_wait_until(lambda: len(fake_candidate._sockets) == 1, 20 * S, what="candidate leg open")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            def refused() -> float:
+                return Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full")
+
+            for _ in range(200):  # fill the socket to the child until payload is refused
+                async with s.post(proxy.url + "/echo", data=b"z" * (16 * 1024)) as r:
+                    assert r.status == 200
+                if refused():
+                    break
+            for _ in range(2000):  # then top it up until even a body-less request's messages are refused
+                before = refused()
+                async with s.get(proxy.url + "/healthz") as r:
+                    assert r.status == 200
+                if refused() - before >= 2:
+                    break
+            else:
+                raise AssertionError("the socket to the child never filled up")
+            await ws.close()  # its close message is smaller than those refused: only headroom lets it through
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    await async_wait_until(lambda: not fake_candidate._sockets, 20 * S, what="candidate leg closed by the child")
+
+
+async def test_the_child_leaves_sigterm_to_the_proxy(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
+                                                     make_proxy) -> None:
+    """A service manager signals the whole group: the child ignores it and keeps mirroring until the proxy stops
+    it (so its store run is finished and its trace closed)."""
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits=REMOTE)
+    pid = proxy.health()["mirror_process"]["pid"]
+    os.kill(pid, signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    assert proxy.health()["mirror_process"] == {**proxy.health()["mirror_process"], "pid": pid, "alive": True}
+    before = len(fake_candidate.http_requests)
+    async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
+        assert r.status == 200
+    await async_wait_until(lambda: len(fake_candidate.http_requests) > before, 20 * S, what="still mirroring")
+    assert proxy.health()["mirror_process"]["restarts"] == 0
