@@ -21,6 +21,8 @@ Final list (labels are bounded: never ids or raw paths; ``route`` is a profile t
 - ``parity_ratio{route}`` gauge: rolling parity (matches / pairs over the last :data:`RATIO_WINDOW` pairs).
 - ``parity_mode{mode}`` gauge, 1 for the current mode and 0 for the others.
 - ``parity_client_connections{protocol}`` gauge: open client connections.
+- ``parity_mirror_process_restarts_total`` counter: unexpected exits of the mirror process, each followed by a
+  restart (alert when it keeps rising: the child is crash-looping and mirroring mostly drops).
 - ``parity_proxy_rss_bytes`` gauge: resident set size of the proxy process, read on scrape (with
   ``limits.mirror_process``: the proxy's plus the mirror process's).
 
@@ -85,6 +87,9 @@ class Metrics:
         self.mode = Gauge("parity_mode", "1 for the current proxy mode", ["mode"], registry=r)
         self.client_connections = Gauge("parity_client_connections", "Open client connections", ["protocol"],
                                         registry=r)
+        self.mirror_restarts = Counter("parity_mirror_process_restarts_total",
+                                       "Mirror process (limits.mirror_process) exits the proxy restarted it after",
+                                       registry=r)
         self.rss = Gauge("parity_proxy_rss_bytes", "Proxy resident set size", registry=r)
         self.rss.set_function(rss_bytes)
         self._windows: dict[str, deque[bool]] = {}

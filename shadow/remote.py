@@ -169,6 +169,7 @@ class RemoteSide:
             if self._stopping:
                 return
             self.restarts += 1
+            self.metrics.mirror_restarts.inc()
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, 5.0)
             logger.error("mirror process ended unexpectedly; restarting in %.1f s (mirror work dropped meanwhile)",
                          delay)

@@ -131,6 +131,7 @@ async def test_child_killed_under_traffic_client_path_unaffected_and_mirroring_r
     assert answers and all(a == (200, b'{"ok":true,"status":"live"}') for a in answers)
     health = proxy.health()["mirror_process"]
     assert health["restarts"] == 1 and health["alive"]
+    assert Exposed(proxy).total("parity_mirror_process_restarts_total") == 1  # what an alert can watch
     before = len(fake_candidate.http_requests)
     async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
         assert r.status == 200
@@ -273,3 +274,4 @@ async def test_the_child_leaves_sigterm_to_the_proxy(fake_legacy: FakeGateway, f
         assert r.status == 200
     await async_wait_until(lambda: len(fake_candidate.http_requests) > before, 20 * S, what="still mirroring")
     assert proxy.health()["mirror_process"]["restarts"] == 0
+    assert Exposed(proxy).total("parity_mirror_process_restarts_total") == 0
