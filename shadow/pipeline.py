@@ -61,13 +61,12 @@ STAGES = ("mirror", "pair", "diff", "record", "store")
 
 
 class MirrorHandle(Protocol):
-    """The secondary leg of one client WebSocket, as the forwarder sees it. Every method returns at once."""
+    """The secondary leg of one client WebSocket, as the forwarder sees it. Every method returns at once; the
+    connection's end reaches it through :meth:`Tap.close_conn`."""
 
     def offer(self, data: bytes) -> bool: ...
 
     def offer_frame(self, text: str, req_id: str | None, route: str) -> bool: ...
-
-    def close(self) -> None: ...
 
 
 class Tap(Protocol):

@@ -16,7 +16,7 @@ mirror falls behind; what it cannot take is dropped and counted, never waited fo
 
 The child's metrics reach ``/metrics`` as snapshots (every 0.5 s and at exit) merged with the proxy's own
 (:func:`shadow.metrics.merge_exposition`). May import: stdlib, prometheus_client, ``wire``,
-``shadow.{config,metrics,pipeline,_tasks}``.
+``shadow.{config,metrics,pairer,pipeline,_tasks}``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from prometheus_client import generate_latest
 from shadow._tasks import cancel_all, spawn
 from shadow.config import ShadowConfig
 from shadow.metrics import Metrics, merge_exposition
+from shadow.pairer import payload_size
 from shadow.pipeline import HttpJob
 from wire.errors import ParityError
 from wire.model import Leg, Observation
@@ -96,9 +97,6 @@ class RemoteMirror:
 
     def offer_frame(self, text: str, req_id: str | None, route: str) -> bool:
         return self._alive() and self._side.send(("ws-text", self.conn, text, req_id, route, self._primary))
-
-    def close(self) -> None:
-        pass  # the connection's end reaches the child through close_conn
 
 
 class RemoteSide:
@@ -295,7 +293,7 @@ def _size(msg: tuple[Any, ...]) -> int:
         if isinstance(part, str | bytes):
             n += len(part)
         elif isinstance(part, Observation):
-            n += len(part.data or "") + len(part.data_b64 or b"")
+            n += payload_size(part)
         elif isinstance(part, HttpJob):
             n += len(part.body)
     return n
