@@ -167,9 +167,7 @@ class ShadowAddon:
             await self.side.stop()
 
     def exposition(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.metrics.registry)
+        return self.side.exposition()
 
     def health(self) -> dict[str, Any]:
         return {"ok": True, "mode": self.modes.mode, "canary_percent": self.modes.canary_percent,

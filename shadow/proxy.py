@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from recorder.capture import WriteAheadLog
 from shadow import _tasks
@@ -133,9 +133,7 @@ class ShadowProxy:
 
     def exposition(self) -> bytes:
         """``/metrics``: this proxy's registry, merged with the mirror process's when there is one."""
-        if isinstance(self.side, RemoteSide):
-            return self.side.exposition()
-        return generate_latest(self.metrics.registry)
+        return self.side.exposition()
 
     def health(self) -> dict[str, Any]:
         return {

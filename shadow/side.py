@@ -4,7 +4,7 @@ Owns :class:`LocalSide`, the :class:`shadow.pipeline.Tap` the forwarder feeds wh
 proxy's own process. The mirror process (``shadow.mirror_worker``) runs the very same class, fed through a
 socket by ``shadow.remote.RemoteSide`` instead of by the forwarder, so both placements share one code path
 from the first observation to the stored pair.
-May import: stdlib, ``wire``, ``recorder``, ``diffing``, ``shadow.{compare,config,handshake,metrics,mirror,
+May import: stdlib, prometheus_client, ``wire``, ``recorder``, ``diffing``, ``shadow.{compare,config,handshake,metrics,mirror,
 pairer,pipeline}``.
 """
 
@@ -15,6 +15,8 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import generate_latest
 
 from recorder.capture import TraceSink
 from shadow.compare import Comparator, ProfileComparator
@@ -132,6 +134,10 @@ class LocalSide:
 
     def mirror(self, conn: str) -> MirrorSession | None:
         return self._mirrors.get(conn)
+
+    def exposition(self) -> bytes:
+        """``/metrics`` text: every metric lives in this process's registry."""
+        return generate_latest(self.metrics.registry)
 
     def health(self) -> dict[str, Any]:
         return {"queues": {name: stage.queue.qsize() for name, stage in self.pipeline.stages.items()},
