@@ -24,7 +24,7 @@ $VENV/bin/python -m pip install --quiet "mitmproxy==11.0.2"
 say "installing the shadow addon's runtime deps against mitmproxy's pins"
 # No sqlalchemy/alembic/psycopg: the addon does not write the parity store (the aiohttp proxy does).
 $VENV/bin/python -m pip install --quiet "aiohttp>=3.14.3,<3.15" "websockets>=17.1,<18" "prometheus-client>=0.26,<0.27" \
-  "orjson>=3.12,<4" "deepdiff>=9.1,<10" "json5>=0.15,<0.16" "pyyaml>=6.0.3,<7"
+  "orjson>=3.12,<4" "deepdiff>=9.1,<10" "json5>=0.15,<0.16" "pyyaml>=6.0.3,<7" "httptools>=0.6.4,<0.7"
 say "installing this package without dependencies"
 $VENV/bin/python -m pip install --quiet --no-deps -e .
 # `pip check` lists this package's store/CLI deps as missing: left out on purpose (see above).

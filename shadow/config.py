@@ -125,6 +125,7 @@ class Limits:
     #   then max_queued_bytes also bounds the proxy's socket buffer to it, and shed_lag_ms / rss_cap_mb watch the
     #   child (the proxy's own share per mirrored exchange is one list append and one pickled batch per loop turn)
     mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
+    fast_http: bool = True  # plain HTTP/1.1 requests take the lean fast path (shadow.fastpath); false = all aiohttp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

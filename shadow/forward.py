@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -29,12 +30,15 @@ from aiohttp import WSMsgType, web
 from recorder.capture import WriteAheadLog
 from shadow._tasks import spawn
 from shadow.config import Credentials, ShadowConfig
+from shadow.fastpath import BUFFER_LIMIT, FastClient
 from shadow.metrics import Metrics
 from shadow.mirror import HOP_BY_HOP, error_kind, leg_creds
 from shadow.modes import ModeController, Routing
 from shadow.pipeline import HttpJob, MirrorHandle, Tap
 from shadow.policy import MIRROR, RECORD_ONLY, Policy
+from shadow.upstream import ClientGone, UpstreamPool
 from wire.frames import parse_frame
+from wire.http1 import RequestHead
 from wire.model import Direction, Kind, Leg, Observation, Req
 
 logger = logging.getLogger(__name__)
@@ -45,8 +49,7 @@ __all__ = ["Forwarder", "TransparentResponse"]
 _WS_FORWARD = frozenset({"origin", "user-agent", "authorization", "cookie", "x-openclaw-token",
                          "accept-language"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_PARSE_LIMIT = 1024 * 1024
-_BUFFER_LIMIT = 256 * 1024  # responses up to this size with a Content-Length are sent in one write  # c2s frames larger than this are mirrored by policy "other" without parsing
+_PARSE_LIMIT = 1024 * 1024  # c2s frames larger than this are mirrored by policy "other" without parsing
 
 
 class TransparentResponse(web.StreamResponse):
@@ -67,6 +70,18 @@ class TransparentResponse(web.StreamResponse):
             if name.lower() not in self._upstream_names and name in self.headers:
                 del self.headers[name]
         await super()._write_headers()
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One HTTP exchange on its way through the proxy (either HTTP path)."""
+
+    conn: str
+    primary: Leg
+    method: str
+    route: str
+    decision: str
+    t0: float
 
 
 def _body_fields(body: bytes) -> dict[str, Any]:
@@ -96,6 +111,7 @@ class Forwarder:
         self.write_ahead = write_ahead
         self._ids = itertools.count(1)
         self._sessions: dict[Leg, aiohttp.ClientSession] = {}
+        self._pools: dict[Leg, UpstreamPool] = {}
         self._client_ws: set[web.WebSocketResponse] = set()
         self._gauges = {p: metrics.client_connections.labels(protocol=p) for p in ("http", "ws")}
 
@@ -120,6 +136,7 @@ class Forwarder:
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                 timeout=aiohttp.ClientTimeout(total=self.config.limits.legacy_timeout, sock_connect=5.0),
             )
+            self._pools[leg] = UpstreamPool(self.creds(leg).url, keepalive=4.0, connect_timeout=5.0)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         for ws in list(self._client_ws):
@@ -128,6 +145,8 @@ class Forwarder:
     async def _on_cleanup(self, _app: web.Application) -> None:
         for s in self._sessions.values():
             await s.close()
+        for pool in self._pools.values():
+            pool.close()
 
     def _client_key(self, request: web.Request) -> str:
         return request.headers.get(self.config.canary_header) or (request.remote or "")
@@ -148,29 +167,12 @@ class Forwarder:
             gauge.dec()
 
     async def _http_exchange(self, request: web.Request, routing: Routing) -> web.StreamResponse:
-        pl = self.tap
-        conn = f"h{next(self._ids)}"
-        primary = routing.primary
         method, path = request.method, request.raw_path
         body = await request.read()
         headers = tuple((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
-        req_obs = Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
-                              method=method, path=path, headers=headers, **_body_fields(body))
-        decision, route = self.policy.http(method, path) if routing.mirror else ("skip", self.policy.route(method, path))
-        if self.write_ahead is not None and method not in _SAFE:
-            await self.write_ahead.append(req_obs)
-        if routing.mirror:
-            if decision == MIRROR:
-                pl.expect(conn, "http", route, "http")
-                if not pl.mirror_http(HttpJob(conn, routing.secondary, method, path, headers, body, route,
-                                              time.monotonic())):
-                    pl.count(primary, "http", route, "dropped")
-            else:
-                pl.count(primary, "http", route, "skipped")
-        pl.observe(req_obs, force_record=decision == RECORD_ONLY)
-        session = self._sessions[primary]
-        url = self.creds(primary).url + path
-        t0 = time.monotonic()
+        ex = await self._begin(routing, method, path, headers, body)
+        session = self._sessions[ex.primary]
+        url = self.creds(ex.primary).url + path
         resp: web.StreamResponse | None = None
         kept = bytearray()
         max_body = self.config.limits.max_body
@@ -185,7 +187,7 @@ class Forwarder:
                     if low not in HOP_BY_HOP or (low == "content-length" and not chunked):
                         resp.headers.add(k, v)
                 length = up.content_length
-                if not chunked and length is not None and length <= _BUFFER_LIMIT:
+                if not chunked and length is not None and length <= BUFFER_LIMIT:
                     # small body of known size: headers and body leave in one write (one syscall, one segment)
                     data = await up.read()
                     resp.buffer_headers()
@@ -201,25 +203,87 @@ class Forwarder:
                     await resp.write_eof()
                 status, rheaders = up.status, tuple(up.headers.items())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            kind = error_kind(exc)
-            errors = self.metrics.legacy_errors if primary is Leg.LEGACY else self.metrics.candidate_errors
-            errors.labels(kind=kind).inc()
-            pl.count(primary, "http", route, "error")
-            pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.S2C, kind=Kind.ERROR,
-                                   data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
+            self._failed(ex, exc)
             if resp is not None and resp.prepared:  # mid-stream: the only honest signal left is an abort
                 if request.transport is not None:
                     request.transport.abort()
                 return resp
-            logger.warning("%s leg unavailable for %s %s: %s", primary.value, method, route, exc)
-            return web.Response(status=502, content_type="text/plain",
-                                text=f"parity shadow: the {primary.value} gateway is unavailable "
-                                     f"({kind}: {type(exc).__name__}); retry shortly\n")
-        self.metrics.latency.labels(leg=primary.value, protocol="http", route=route).observe(time.monotonic() - t0)
-        pl.observe(Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
-                               status=status, headers=rheaders, **_body_fields(bytes(kept))),
-                   force_record=decision == RECORD_ONLY)
+            return web.Response(status=502, content_type="text/plain", text=self._unavailable(ex, exc))
+        self._answered(ex, status, rheaders, bytes(kept))
         return resp
+
+    async def fast_exchange(self, client: FastClient, head: RequestHead, body: bytes) -> bool:
+        """One request of the HTTP fast path (``shadow.fastpath``); False when the connection must close."""
+        gauge = self._gauges["http"]
+        gauge.inc()
+        try:
+            routing = self.modes.route(head.get(self.config.canary_header) or client.remote)
+            headers = tuple((k, v) for k, v in head.headers if k.lower() not in HOP_BY_HOP)
+            ex = await self._begin(routing, head.method, head.target, headers, body)
+            sink = client.sink(self.config.limits.max_body, keep_alive=head.keep_alive)
+            try:
+                async with asyncio.timeout(self.config.limits.legacy_timeout):
+                    await self._pools[ex.primary].exchange(head.method, head.target, headers, body, sink,
+                                                           on_conn=client.attach)
+            except ClientGone:
+                self.tap.count(ex.primary, "http", ex.route, "error")
+                return False
+            except (TimeoutError, OSError) as exc:
+                self._failed(ex, exc)
+                if sink.started:  # mid-stream: the only honest signal left is an abort
+                    client.abort()
+                    return False
+                client.write_plain(502, "Bad Gateway", self._unavailable(ex, exc), keep_alive=head.keep_alive)
+                return True
+            self._answered(ex, sink.status, sink.headers, bytes(sink.kept))
+            return True
+        finally:
+            gauge.dec()
+
+    # -- what both HTTP paths share: the Tap before and after the primary's answer
+    async def _begin(self, routing: Routing, method: str, path: str, headers: tuple[tuple[str, str], ...],
+                     body: bytes) -> _Exchange:
+        pl = self.tap
+        conn = f"h{next(self._ids)}"
+        primary = routing.primary
+        req_obs = Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
+                              method=method, path=path, headers=headers, **_body_fields(body))
+        decision, route = self.policy.http(method, path) if routing.mirror else ("skip", self.policy.route(method, path))
+        if self.write_ahead is not None and method not in _SAFE:
+            await self.write_ahead.append(req_obs)
+        if routing.mirror:
+            if decision == MIRROR:
+                pl.expect(conn, "http", route, "http")
+                if not pl.mirror_http(HttpJob(conn, routing.secondary, method, path, headers, body, route,
+                                              time.monotonic())):
+                    pl.count(primary, "http", route, "dropped")
+            else:
+                pl.count(primary, "http", route, "skipped")
+        pl.observe(req_obs, force_record=decision == RECORD_ONLY)
+        return _Exchange(conn, primary, method, route, decision, time.monotonic())
+
+    def _failed(self, ex: _Exchange, exc: BaseException) -> None:
+        pl = self.tap
+        kind = error_kind(exc)
+        errors = self.metrics.legacy_errors if ex.primary is Leg.LEGACY else self.metrics.candidate_errors
+        errors.labels(kind=kind).inc()
+        pl.count(ex.primary, "http", ex.route, "error")
+        pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
+                               data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
+
+    def _unavailable(self, ex: _Exchange, exc: BaseException) -> str:
+        kind = error_kind(exc)
+        logger.warning("%s leg unavailable for %s %s: %s", ex.primary.value, ex.method, ex.route, exc)
+        return f"parity shadow: the {ex.primary.value} gateway is unavailable ({kind}: {type(exc).__name__}); " \
+               f"retry shortly\n"
+
+    def _answered(self, ex: _Exchange, status: int, headers: tuple[tuple[str, str], ...], kept: bytes) -> None:
+        pl = self.tap
+        self.metrics.latency.labels(leg=ex.primary.value, protocol="http", route=ex.route).observe(
+            time.monotonic() - ex.t0)
+        pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
+                               status=status, headers=headers, **_body_fields(kept)),
+                   force_record=ex.decision == RECORD_ONLY)
 
     # -- WebSocket --------------------------------------------------------------------------------------------
     async def _ws(self, request: web.Request, routing: Routing) -> web.StreamResponse:

@@ -1,13 +1,13 @@
 """Mirroring to the secondary leg: one WebSocket per client WebSocket, and a pooled HTTP client.
 
-Owns :class:`HttpMirror` (aiohttp ``ClientSession`` with a bounded connection pool, one deadline per
-exchange) and :class:`MirrorSession` (one ``websockets`` client connection per client WS, fed through a bounded
+Owns :class:`HttpMirror` (``shadow.upstream.UpstreamPool`` per leg, one deadline per exchange; its concurrency is
+the mirror stage's ``limits.candidate_concurrency``) and :class:`MirrorSession` (one ``websockets`` client connection per client WS, fed through a bounded
 queue). This is an I/O shell: it reads frames, asks ``shadow.handshake`` how to rewrite the connect, and emits
 observations to the Tap. Nothing here is ever awaited by the client path: the forwarder calls
 :meth:`MirrorSession.offer`, which returns at once and drops (counted) when the connection queue or the global
 byte budget is full. Secondary-leg failures are findings counted in ``parity_candidate_errors_total{kind}``
 (``parity_legacy_errors_total`` when the legacy is the mirrored leg); connects are retried with backoff.
-May import: stdlib, aiohttp, websockets, ``wire``, ``shadow.{config,handshake,metrics,pipeline,_tasks}``.
+May import: stdlib, aiohttp, websockets, ``wire``, ``shadow.{config,handshake,metrics,pipeline,upstream,_tasks}``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from shadow.config import Credentials, ShadowConfig
 from shadow.handshake import Handshaker, challenge_of, rewrite_secrets, secret_pairs
 from shadow.metrics import Metrics
 from shadow.pipeline import HttpJob, Pipeline
+from shadow.upstream import KeepSink, UpstreamPool
+from wire.errors import LegProtocolError
 from wire.frames import parse_frame
 from wire.model import Direction, Kind, Leg, Observation, Other, Req
 
@@ -47,7 +49,7 @@ def error_kind(exc: BaseException) -> str:
         return "connect"
     if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionClosed | ConnectionResetError):
         return "closed"
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError | InvalidHandshake):
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError | InvalidHandshake | LegProtocolError):
         return "protocol"
     if isinstance(exc, OSError):
         return "connect"
@@ -72,44 +74,33 @@ class HttpMirror:
         self.config = config
         self.metrics = metrics
         self.pipeline = pipeline
-        self.session: aiohttp.ClientSession | None = None
+        self._pools: dict[Leg, UpstreamPool] = {}
         self._pairs = {leg: secret_pairs(*leg_creds(config, leg)) for leg in Leg}
 
     async def start(self) -> None:
-        lim = self.config.limits
-        connector = aiohttp.TCPConnector(limit=lim.candidate_concurrency, limit_per_host=lim.candidate_concurrency,
-                                         keepalive_timeout=30)
-        self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            timeout=aiohttp.ClientTimeout(total=lim.candidate_timeout),
-        )
+        self._pools = {leg: UpstreamPool(url, keepalive=30.0, connect_timeout=self.config.limits.candidate_timeout)
+                       for leg in Leg if (url := leg_creds(self.config, leg)[0].url)}
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools = {}
 
     async def send(self, job: HttpJob) -> None:
-        assert self.session is not None, "HttpMirror.start() not called"
-        creds, _primary = leg_creds(self.config, job.leg)
         pairs = self._pairs[job.leg]
-        headers = [(k, rewrite_secrets(v, pairs)) for k, v in job.headers if k.lower() not in HOP_BY_HOP]
+        headers = tuple((k, rewrite_secrets(v, pairs)) for k, v in job.headers if k.lower() not in HOP_BY_HOP)
         body = job.body
         for old, new in pairs:
             body = body.replace(old.encode(), new.encode())
         pl = self.pipeline
         t0 = time.monotonic()
         pl.observe(Observation(t=pl.now(), conn=job.conn, leg=job.leg, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
-                               method=job.method, path=job.path, headers=tuple(headers), **_body_fields(body)))
-        max_body = self.config.limits.max_body
+                               method=job.method, path=job.path, headers=headers, **_body_fields(body)))
+        sink = KeepSink(self.config.limits.max_body)
         try:
-            async with self.session.request(job.method, creds.url + job.path, headers=headers, data=body or None,
-                                            allow_redirects=False) as resp:
-                kept = bytearray()
-                async for chunk in resp.content.iter_any():
-                    if len(kept) < max_body:
-                        kept += chunk[: max_body - len(kept)]
-                status, rheaders = resp.status, tuple((k, v) for k, v in resp.headers.items())
+            pool = self._pools[job.leg]
+            async with asyncio.timeout(self.config.limits.candidate_timeout):
+                await pool.exchange(job.method, job.path, headers, body, sink)
         except Exception as exc:  # a secondary-leg failure is a finding, never an error of the proxy
             kind = error_kind(exc)
             _leg_errors(self.metrics, job.leg).labels(kind=kind).inc()
@@ -119,7 +110,7 @@ class HttpMirror:
         self.metrics.latency.labels(leg=job.leg.value, protocol="http", route=job.route).observe(
             time.monotonic() - t0)
         pl.observe(Observation(t=pl.now(), conn=job.conn, leg=job.leg, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
-                               status=status, headers=rheaders, **_body_fields(bytes(kept))))
+                               status=sink.status, headers=sink.headers, **_body_fields(bytes(sink.kept))))
 
 
 def _body_fields(body: bytes) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from shadow import _tasks
 from shadow.admin import admin_app
 from shadow.compare import Comparator
 from shadow.config import ShadowConfig
+from shadow.fastpath import FastServer
 from shadow.forward import Forwarder
 from shadow.metrics import Metrics
 from shadow.modes import ModeController
@@ -70,6 +71,7 @@ class ShadowProxy:
         self.forwarder = Forwarder(config, self.metrics, self.side, self.modes, self.policy,
                                    write_ahead=self.write_ahead)
         self._runners: list[web.AppRunner] = []
+        self._fast: FastServer | None = None
         self.port = 0
         self.admin_port = 0
 
@@ -96,7 +98,7 @@ class ShadowProxy:
     async def start(self) -> None:
         await self.side.start()
         try:
-            self.port = await self._serve(self.forwarder.app(), *self.config.listen)
+            self.port = await self._serve_client(*self.config.listen)
             if self.config.admin is not None:
                 self.admin_port = await self._serve(admin_app(self), *self.config.admin)
         except BaseException:  # a port in use: nothing started here is left running
@@ -105,6 +107,17 @@ class ShadowProxy:
         logger.warning("shadow proxy on %s (mode %s), admin on %s; legacy %s, candidate %s", self.url,
                        self.modes.mode, self.admin_port or "off", self.config.legacy.url,
                        self.config.candidate.url or "-")
+
+    async def _serve_client(self, host: str, port: int) -> int:
+        """The client port: the HTTP fast path in front of the aiohttp app (``limits.fast_http``), or the app."""
+        if not self.config.limits.fast_http:
+            return await self._serve(self.forwarder.app(), host, port)
+        runner = web.AppRunner(self.forwarder.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        self._runners.append(runner)
+        assert runner.server is not None
+        self._fast = FastServer(self.forwarder, runner.server)
+        return await self._fast.start(host, port)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -117,6 +130,9 @@ class ShadowProxy:
         return int(server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._fast is not None:
+            await self._fast.stop(2.0)
+            self._fast = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -141,6 +157,7 @@ class ShadowProxy:
             "mode": self.modes.mode,
             "canary_percent": self.modes.canary_percent,
             "tasks": _tasks.pending(),
+            "fast_http": {"requests": self._fast.served, "handed_off": self._fast.handed_off} if self._fast else None,
             **self.side.health(),
         }
 

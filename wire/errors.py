@@ -8,6 +8,7 @@ Owns every exception type the project raises on purpose. Imports nothing.
      ├── ScenarioError(ValueError)     a scenario file is malformed (file and line in the message)
      ├── ConfigError(ValueError)       bad configuration; names the key path
      ├── UpstreamError(ConnectionError) a leg could not be reached or answered nonsense at transport level
+     │    └── LegProtocolError          a leg's HTTP/1.1 answer did not parse (the lean upstream client)
      └── LegacyError(RuntimeError)     installing, starting or stopping the legacy gateway failed
 
 Following h11's local/remote split, a malformed frame *from a leg* is a finding (a diff of kind
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "FrameError",
+    "LegProtocolError",
     "LegacyError",
     "ParityError",
     "ScenarioError",
@@ -55,6 +57,10 @@ class ConfigError(ParityError, ValueError):
 
 class UpstreamError(ParityError, ConnectionError):
     """A leg could not be reached."""
+
+
+class LegProtocolError(UpstreamError):
+    """A leg answered with bytes that are not valid HTTP/1.1."""
 
 
 class LegacyError(ParityError, RuntimeError):

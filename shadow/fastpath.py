@@ -1,0 +1,283 @@
+"""The proxy's HTTP fast path: plain keep-alive HTTP/1.1 requests served without aiohttp's per-request objects.
+
+Owns :class:`FastServer` (the client port's listener) and :class:`FastClient` (one client connection). Each
+request head is read by :func:`wire.http1.parse_request_head`; a plain request (see that module) is forwarded by
+``Forwarder.fast_exchange`` through a lean pooled client (``shadow.upstream``), and the response is written back
+as llhttp parses it: the upstream's status line, reason and headers (minus hop-by-hop, ``Content-Length`` kept
+unless the upstream chunked), its body bytes; a chunked or close-delimited body is re-chunked, as aiohttp does.
+
+Anything else -- a WebSocket upgrade, a chunked or ``Expect`` request body, ``HEAD``, HTTP/1.0, a head that is
+not plain, a body over the size limit -- hands the whole connection, at a request boundary and with its unread
+bytes, to the aiohttp server (``transport.set_protocol``), which then serves it exactly as before. Requests on
+one connection are served in order, one at a time (pipelined bytes wait in the buffer).
+
+Flow control: when the client's socket buffer is full the upstream connection stops reading, so a slow client
+holds back the legacy instead of filling the proxy's memory. May import: stdlib, ``wire``, ``shadow.upstream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+
+from shadow.upstream import ClientGone
+from wire.http1 import MAX_HEAD, RequestHead, head_end, parse_request_head
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BODY_LIMIT", "BUFFER_LIMIT", "FastClient", "FastServer"]
+
+#: Largest request body the fast path reads (aiohttp's ``client_max_size`` on the full path answers 413 above).
+BODY_LIMIT = 64 * 1024 * 1024
+#: Responses up to this size with a Content-Length leave in one write, headers and body together.
+BUFFER_LIMIT = 256 * 1024
+#: Seconds an idle keep-alive connection (or a head that stopped arriving) is kept, as aiohttp's default.
+IDLE_TIMEOUT = 75.0
+#: Response headers that are per hop and never passed on (RFC 9110 §7.6.1); Content-Length is handled apart.
+_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                  "trailers", "transfer-encoding", "upgrade"})
+
+
+class _Sink:
+    """Writes one upstream response to the client as it is parsed, and keeps what the Tap needs."""
+
+    __slots__ = ("_chunk", "_pending", "_transport", "headers", "keep_alive", "kept", "max_body", "started",
+                 "status")
+
+    def __init__(self, transport: asyncio.Transport, max_body: int, keep_alive: bool) -> None:
+        self._transport = transport
+        self.max_body = max_body
+        self.keep_alive = keep_alive
+        self.kept = bytearray()
+        self.status = 0
+        self.headers: tuple[tuple[str, str], ...] = ()
+        self.started = False  # bytes of this response went to the client
+        self._chunk = False
+        self._pending: list[bytes] | None = None
+
+    def head(self, status: int, reason: str, headers: list[tuple[str, str]], *, chunked: bool,
+             length: int | None) -> None:
+        self.status, self.headers = status, tuple(headers)
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode("utf-8", "surrogateescape"))]
+        for k, v in headers:
+            low = k.lower()
+            if low not in _HOP and not (low == "content-length" and chunked):
+                out.append(f"{k}: {v}\r\n".encode("utf-8", "surrogateescape"))
+        self._chunk = length is None
+        if self._chunk:
+            out.append(b"Transfer-Encoding: chunked\r\n")
+        if not self.keep_alive:
+            out.append(b"Connection: close\r\n")
+        out.append(b"\r\n")
+        head = b"".join(out)
+        if length is not None and length <= BUFFER_LIMIT:
+            self._pending = [head]  # leaves with the body, in one write
+        else:
+            self._write(head)
+
+    def body(self, chunk: bytes) -> None:
+        room = self.max_body - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+        if self._pending is not None:
+            self._pending.append(chunk)
+        elif self._chunk:
+            self._write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self._write(chunk)
+
+    def done(self) -> None:
+        if self._pending is not None:
+            self._write(b"".join(self._pending))
+            self._pending = None
+        elif self._chunk:
+            self._write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes) -> None:
+        self.started = True
+        self._transport.write(data)
+
+
+class FastClient(asyncio.Protocol):
+    """One client connection on the fast path (until it is handed to the full server)."""
+
+    def __init__(self, server: FastServer) -> None:
+        self._server = server
+        self.transport: asyncio.Transport | None = None
+        self.remote = ""
+        self._buf = bytearray()
+        self._busy = False
+        self._closed = False
+        self._paused = False
+        self._upstream: Any = None  # the upstream connection of the exchange in flight
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- what Forwarder.fast_exchange uses
+    def sink(self, max_body: int, *, keep_alive: bool) -> _Sink:
+        assert self.transport is not None
+        return _Sink(self.transport, max_body, keep_alive)
+
+    def attach(self, upstream: Any) -> None:
+        """The upstream connection now carrying this client's request (paused while the client is)."""
+        self._upstream = upstream
+        if self._paused and upstream.transport is not None:
+            upstream.transport.pause_reading()
+
+    def write_plain(self, status: int, reason: str, text: str, *, keep_alive: bool) -> None:
+        body = text.encode()
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nDate: %s\r\n%s\r\n%s"
+            % (status, reason.encode(), len(body), formatdate(usegmt=True).encode(),
+               b"" if keep_alive else b"Connection: close\r\n", body))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote = str(peer[0]) if peer else ""
+        self._server.clients.add(self)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if not self._busy:
+            self._advance()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._server.clients.discard(self)
+        self._disarm()
+        if self._upstream is not None:
+            self._upstream.abandon(ClientGone())
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self._upstream is not None and self._upstream.transport is not None:
+            self._upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._upstream is not None and self._upstream.transport is not None:
+            self._upstream.transport.resume_reading()
+
+    # -- serving
+    def _advance(self) -> None:
+        end = head_end(self._buf)
+        if end < 0:
+            if len(self._buf) > MAX_HEAD:
+                self._handoff()
+            return
+        head = parse_request_head(bytes(self._buf[:end]))
+        if head is None or head.content_length > BODY_LIMIT:
+            self._handoff()
+            return
+        total = end + head.content_length
+        if len(self._buf) < total:
+            return
+        body = bytes(self._buf[end:total])
+        del self._buf[:total]
+        self._busy = True
+        self._disarm()
+        self._server.served += 1
+        self._server.spawn(self._serve(head, body))
+
+    async def _serve(self, head: RequestHead, body: bytes) -> None:
+        keep = False
+        try:
+            keep = await self._server.forwarder.fast_exchange(self, head, body)
+        except Exception:  # a bug of ours: this client loses its connection, nobody else is affected
+            logger.exception("fast path: %s %s failed", head.method, head.target)
+        finally:
+            self._busy = False
+            self._upstream = None
+        if self._closed or self.transport is None:
+            return
+        if not (keep and head.keep_alive) or self._server.closing:
+            self.transport.close()
+            return
+        self._arm()
+        if self._buf:
+            self._advance()
+
+    def _handoff(self) -> None:
+        """Give this connection, with its unread bytes, to the full (aiohttp) server."""
+        assert self.transport is not None
+        self._disarm()
+        self._server.clients.discard(self)
+        self._server.handed_off += 1
+        proto = self._server.fallback()
+        self.transport.set_protocol(proto)
+        proto.connection_made(self.transport)
+        data, self._buf = bytes(self._buf), bytearray()
+        if data:
+            proto.data_received(data)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self._idle)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle(self) -> None:
+        if not self._busy and self.transport is not None:
+            self.transport.close()
+
+    def close_if_idle(self) -> None:
+        if not self._busy and self.transport is not None:
+            self.transport.close()
+
+
+class FastServer:
+    """The client port: the fast path first, the full server for whatever it hands over.
+
+    Args:
+        forwarder: provides ``fast_exchange`` (``shadow.forward.Forwarder``).
+        fallback: makes the full server's protocol for one connection (aiohttp's ``web.Server``).
+    """
+
+    def __init__(self, forwarder: Any, fallback: Callable[[], asyncio.Protocol]) -> None:
+        self.forwarder = forwarder
+        self.fallback = fallback
+        self.clients: set[FastClient] = set()
+        self.closing = False
+        self.served = 0  # requests answered on the fast path
+        self.handed_off = 0  # connections given to the full server
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: FastClient(self), host, port, reuse_address=True,
+                                                backlog=1024)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop listening, close idle connections, give requests in flight ``timeout`` s, then cut them."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for client in list(self.clients):
+            client.close_if_idle()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+        for client in list(self.clients):
+            client.abort()
