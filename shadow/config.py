@@ -123,7 +123,7 @@ class Limits:
     #                           "overload"), so mirroring never costs the client path its CPU
     mirror_process: bool = False  # run mirroring, pairing, diffing, recording and storing in a child process;
     #   then max_queued_bytes also bounds the proxy's socket buffer to it, and shed_lag_ms / rss_cap_mb watch the
-    #   child (the proxy's own share per mirrored exchange is one list append and one pickled batch per loop turn)
+    #   child (the proxy's own share per mirrored exchange is a list append and a share of one pickled batch per 2 ms)
     mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
     fast_http: bool = True  # plain HTTP/1.1 requests take the lean fast path (shadow.fastpath); false = all aiohttp
 

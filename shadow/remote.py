@@ -2,8 +2,9 @@
 
 Owns :class:`RemoteSide` (the :class:`shadow.pipeline.Tap` the forwarder feeds) and :class:`RemoteMirror`
 (a client WebSocket's secondary leg, as seen from the proxy), plus the length-prefixed pickle framing both ends
-use. Every Tap call appends one message to a list that is pickled and written once per event-loop turn: the
-client path pays a list append, and one ``send`` per turn, no thread and no lock. Mirroring, pairing,
+use. Every Tap call appends one message to a list that is pickled and written at most every
+:data:`FLUSH_INTERVAL` (so at high request rates one ``send`` carries many exchanges): the client path pays a
+list append, and a share of one pickle and one ``send``, no thread and no lock. Mirroring, pairing,
 diffing, recording and storing all run in ``shadow.mirror_worker``, a child process started at a lower CPU
 priority (``limits.mirror_nice``), so under CPU contention the kernel serves the client path first and the
 mirror falls behind; what it cannot take is dropped and counted, never waited for:
@@ -52,6 +53,9 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0  # the child drains its queues, closes its mirrors and finishes the store run first
 #: control messages (tiny, and losing one would leak child state) may use this many times the byte limit
 CONTROL_HEADROOM = 2
+#: seconds Tap messages wait to be sent together (the mirror is not latency-critical; each message keeps the time
+#: it was observed at, so the figures do not move)
+FLUSH_INTERVAL = 0.002
 
 
 def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
@@ -238,7 +242,7 @@ class RemoteSide:
         self._pending_bytes += size
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._flush)
         return True
 
     def _flush(self) -> None:

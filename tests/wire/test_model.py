@@ -64,3 +64,16 @@ def test_from_json_rejects_wrong_field_types() -> None:
         _Obs.from_json({"t": 0, "conn": "c", "dir": "c2s", "kind": "ws-text", "data": 5})
     with _pytest.raises(TypeError, match="expected an integer"):
         _Obs.from_json({"t": 0, "conn": "c", "dir": "s2c", "kind": "http-response", "status": True})
+
+
+def test_observation_pickles_every_field() -> None:
+    """``Observation.__reduce__`` lists the fields by hand (speed): a new field must be added there too."""
+    import dataclasses
+    import pickle
+
+    values = {"t": 1.5, "conn": "h7", "leg": Leg.CANDIDATE, "dir": Direction.S2C, "kind": Kind.HTTP_RESPONSE,
+              "data": "d", "data_b64": b"\x00", "method": "GET", "path": "/p", "status": 204,
+              "headers": (("A", "b"),), "code": 1000, "reason": "r", "step": "s1"}
+    assert {f.name for f in dataclasses.fields(Observation)} == set(values)
+    obs = Observation(**values)
+    assert pickle.loads(pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL)) == obs
