@@ -34,6 +34,8 @@ __all__ = ["BODY_LIMIT", "BUFFER_LIMIT", "FastClient", "FastServer"]
 BODY_LIMIT = 64 * 1024 * 1024
 #: Responses up to this size with a Content-Length leave in one write, headers and body together.
 BUFFER_LIMIT = 256 * 1024
+#: Bytes a client may send ahead while its request is served (pipelining); beyond that its reading pauses.
+PIPELINE_LIMIT = 256 * 1024
 #: Seconds an idle keep-alive connection (or a head that stopped arriving) is kept, as aiohttp's default.
 IDLE_TIMEOUT = 75.0
 #: Response headers that are per hop and never passed on (RFC 9110 §7.6.1); Content-Length is handled apart.
@@ -114,6 +116,7 @@ class FastClient(asyncio.Protocol):
         self._paused = False
         self._upstream: Any = None  # the upstream connection of the exchange in flight
         self._timer: asyncio.TimerHandle | None = None
+        self._reading_paused = False
 
     # -- what Forwarder.fast_exchange uses
     def sink(self, max_body: int, *, keep_alive: bool) -> _Sink:
@@ -122,6 +125,9 @@ class FastClient(asyncio.Protocol):
 
     def attach(self, upstream: Any) -> None:
         """The upstream connection now carrying this client's request (paused while the client is)."""
+        if self._closed:
+            upstream.abandon(ClientGone())
+            return
         self._upstream = upstream
         if self._paused and upstream.transport is not None:
             upstream.transport.pause_reading()
@@ -151,6 +157,10 @@ class FastClient(asyncio.Protocol):
         self._buf += data
         if not self._busy:
             self._advance()
+        elif len(self._buf) > PIPELINE_LIMIT and not self._reading_paused:  # pipelined bytes wait: bounded
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -175,6 +185,8 @@ class FastClient(asyncio.Protocol):
         if end < 0:
             if len(self._buf) > MAX_HEAD:
                 self._handoff()
+            elif self._buf:
+                self._arm()  # the idle deadline counts from the last byte of a request still arriving
             return
         head = parse_request_head(bytes(self._buf[:end]))
         if head is None or head.content_length > BODY_LIMIT:
@@ -182,6 +194,7 @@ class FastClient(asyncio.Protocol):
             return
         total = end + head.content_length
         if len(self._buf) < total:
+            self._arm()
             return
         body = bytes(self._buf[end:total])
         del self._buf[:total]
@@ -205,6 +218,9 @@ class FastClient(asyncio.Protocol):
             self.transport.close()
             return
         self._arm()
+        if self._reading_paused and len(self._buf) <= PIPELINE_LIMIT:
+            self._reading_paused = False
+            self.transport.resume_reading()
         if self._buf:
             self._advance()
 
@@ -217,6 +233,10 @@ class FastClient(asyncio.Protocol):
         proto = self._server.fallback()
         self.transport.set_protocol(proto)
         proto.connection_made(self.transport)
+        if self._paused:  # the socket buffer is still full from our last response: aiohttp must know
+            proto.pause_writing()
+        if self._reading_paused:
+            self.transport.resume_reading()
         data, self._buf = bytes(self._buf), bytearray()
         if data:
             proto.data_received(data)

@@ -225,8 +225,11 @@ class Forwarder:
                 async with asyncio.timeout(self.config.limits.legacy_timeout):
                     await self._pools[ex.primary].exchange(head.method, head.target, headers, body, sink,
                                                            on_conn=client.attach)
-            except ClientGone:
-                self.tap.count(ex.primary, "http", ex.route, "error")
+            except ClientGone:  # not a leg failure: the pair resolves as an error, the leg's error counter stays
+                pl = self.tap
+                pl.count(ex.primary, "http", ex.route, "error")
+                pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
+                                       data="client-gone: the client closed its connection before the response ended"))
                 return False
             except (TimeoutError, OSError) as exc:
                 self._failed(ex, exc)

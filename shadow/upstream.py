@@ -88,6 +88,7 @@ class _Conn(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._until_eof = False
         self._head_request = False  # a HEAD response ends with its headers (llhttp cannot be told so)
+        self._interim = False  # parsing a 1xx response
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,8 +102,8 @@ class _Conn(asyncio.Protocol):
         self.started = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._finish(LegProtocolError(f"invalid HTTP response: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._finish(LegProtocolError(f"invalid HTTP response: {exc!r}"))
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -114,8 +115,11 @@ class _Conn(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
+        if self._done is None or self._done.done():  # a second response to one request: desynchronized
+            raise LegProtocolError("a response the gateway was not asked for")
         self._reason.clear()
         self._headers = []
+        self._interim = False
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
@@ -125,6 +129,11 @@ class _Conn(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
+        if status == 101:  # an upgrade we never asked for
+            raise LegProtocolError("101 Switching Protocols to a plain request")
+        if status < 200:  # 1xx interim response (100, 103 Early Hints): skipped, the final one follows
+            self._interim = True
+            return
         chunked, length = False, None
         for k, v in self._headers:
             low = k.lower()
@@ -132,8 +141,7 @@ class _Conn(asyncio.Protocol):
                 chunked = True
             elif low == "content-length" and v.strip().isdigit():
                 length = int(v)
-        no_body = status < 200 or status in (204, 304)
-        if no_body:
+        if status in (204, 304):
             length = 0
         self._until_eof = not chunked and length is None and not self._head_request
         assert self._sink is not None
@@ -149,6 +157,9 @@ class _Conn(asyncio.Protocol):
         self._sink.body(chunk)
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         self.reusable = not self._until_eof and self.parser.should_keep_alive() and not self.closed
         self._until_eof = False
         assert self._sink is not None
@@ -182,6 +193,10 @@ class _Conn(asyncio.Protocol):
         self._finish(exc)
         self.abort()
 
+    def usable(self) -> bool:
+        """Open, and no end of stream queued (an idle connection the gateway already closed is not)."""
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
     def abort(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -212,6 +227,7 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self._idle: list[tuple[_Conn, float]] = []
         self._busy: set[_Conn] = set()
+        self._closed = False
 
     def request_bytes(self, method: str, target: str, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
         """The request as sent: our Host first, the caller's headers in order, then the body length."""
@@ -238,7 +254,7 @@ class UpstreamPool:
                 await conn.run(request, sink, head_request=method == "HEAD")
             except ConnectionResetError:
                 conn.abort()
-                if attempt == 0 and reused and not conn.started and method in IDEMPOTENT:
+                if attempt == 0 and reused and not conn.started and method in IDEMPOTENT and not self._closed:
                     continue
                 raise
             except BaseException:  # cancelled, timed out, client gone, protocol error: state unknown
@@ -250,19 +266,24 @@ class UpstreamPool:
             return
 
     async def _acquire(self) -> tuple[_Conn, bool]:
+        if self._closed:
+            raise ConnectionAbortedError("the proxy is shutting down")
         now = time.monotonic()
         while self._idle:
             conn, since = self._idle.pop()
-            if not conn.closed and now - since < self.keepalive:
+            if conn.usable() and now - since < self.keepalive:
                 return conn, True
             conn.abort()
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             _, conn = await loop.create_connection(_Conn, self.host, self.port, ssl=self._ssl)
+        if self._closed:  # closed while connecting
+            conn.abort()
+            raise ConnectionAbortedError("the proxy is shutting down")
         return conn, False
 
     def _release(self, conn: _Conn) -> None:
-        if not conn.reusable or conn.closed:
+        if not conn.reusable or not conn.usable() or self._closed:
             conn.abort()
             return
         assert conn.transport is not None
@@ -271,7 +292,9 @@ class UpstreamPool:
         self._idle.append((conn, time.monotonic()))
 
     def close(self) -> None:
-        """Drop every connection, idle or busy (busy exchanges end with ``ConnectionResetError``)."""
+        """Drop every connection, idle or busy (busy exchanges end with ``ConnectionResetError``, not retried);
+        later exchanges fail at once."""
+        self._closed = True
         for conn, _ in self._idle:
             conn.abort()
         self._idle.clear()

@@ -152,3 +152,28 @@ async def test_a_client_leaving_mid_stream_releases_the_upstream(streamer, make_
         assert r.status == 200 and await r.text() == "ok"
     assert Exposed(proxy).total("parity_requests_total", outcome="error") == 1  # counted, not a legacy fault
     assert Exposed(proxy).total("parity_legacy_errors_total") == 0
+
+
+async def test_bytes_sent_ahead_during_a_slow_answer_are_bounded(fake_legacy: FakeGateway, make_proxy) -> None:
+    """A client keeps pipelining while its first request waits on a slow legacy: the proxy stops reading it."""
+    from shadow.fastpath import PIPELINE_LIMIT
+
+    fake_legacy.fault, fake_legacy.slow_seconds = "slow", 1.0
+    proxy = await make_proxy(fake_legacy.url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.2)
+    junk = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2000  # 70 KB a write
+    for _ in range(100):  # 7 MB offered; the socket buffers take a little, the proxy at most its limit
+        writer.write(junk)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.3)
+    buffered = max((len(c._buf) for c in proxy._fast.clients), default=0)
+    assert 0 < buffered < PIPELINE_LIMIT + 256 * 1024
+    fake_legacy.fault = None  # now it answers quickly: everything sent ahead is still served, in order
+    n = 0
+    while n < 3 + 200:
+        status, _, body = await asyncio.wait_for(_read_response(reader), 10 * S)
+        assert status == b"HTTP/1.1 200 OK" and body == b'{"ok":true,"status":"live"}'
+        n += 1
+    writer.transport.abort()

@@ -165,3 +165,62 @@ async def test_refused_connect_and_bad_url() -> None:
     assert error_kind(info.value) == "connect"
     with pytest.raises(ConfigError, match="ftp://x"):
         UpstreamPool("ftp://x")
+
+
+async def test_interim_1xx_responses_are_skipped_and_never_desynchronize() -> None:
+    """103 Early Hints, a pause, then the final answer: the exchange gets the final one, the next gets its own."""
+    async def hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for i in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % i)
+            await writer.drain()
+
+    server, url = await _raw_server(hints)
+    pool = UpstreamPool(url)
+    for i in range(2):
+        sink = KeepSink(10)
+        await asyncio.wait_for(pool.exchange("GET", "/", (), b"", sink), 5)
+        assert (sink.status, bytes(sink.kept)) == (200, str(i).encode())
+    pool.close()
+    server.close()
+
+
+async def test_unasked_upgrade_and_extra_response_are_protocol_errors() -> None:
+    async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        await writer.drain()
+
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+        await writer.drain()
+
+    for handler in (upgrade, twice):
+        server, url = await _raw_server(handler)
+        pool = UpstreamPool(url)
+        sink = KeepSink(10)
+        if handler is upgrade:
+            with pytest.raises(LegProtocolError):
+                await asyncio.wait_for(pool.exchange("GET", "/", (), b"", sink), 5)
+            assert sink.status == 0, "nothing of the 101 may reach the sink"
+        else:  # the first answer stands; the connection that carried a second one is never reused
+            await asyncio.wait_for(pool.exchange("GET", "/", (), b"", sink), 5)
+            assert bytes(sink.kept) == b"a"
+            await asyncio.sleep(0.05)
+            assert not any(c.usable() for c, _ in pool._idle)
+        pool.close()
+        server.close()
+
+
+async def test_closed_pool_refuses_new_exchanges(upstream) -> None:
+    url, seen = upstream
+    pool = UpstreamPool(url)
+    await pool.exchange("GET", "/a", (), b"", KeepSink(10))
+    pool.close()
+    with pytest.raises(ConnectionAbortedError):
+        await pool.exchange("GET", "/b", (), b"", KeepSink(10))
+    assert [s[1] for s in seen] == ["/a"]
