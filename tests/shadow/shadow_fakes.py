@@ -292,6 +292,17 @@ class StallServer:
             self._server.close()
 
 
+async def serve_handler(handle: Any) -> tuple[web.AppRunner, str]:
+    """Serve one catch-all aiohttp handler on a free loopback port: (runner to clean up, base URL)."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
 # -- transcripts ------------------------------------------------------------------------------------------------
 
 HTTP_SCRIPT: tuple[tuple[str, str, bytes | None, dict[str, str]], ...] = (

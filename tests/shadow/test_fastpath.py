@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from _timing import S, async_wait_until
 from aiohttp import web
-from shadow_fakes import HTTP_SCRIPT, Exposed, FakeGateway, http_transcript
+from shadow_fakes import HTTP_SCRIPT, Exposed, FakeGateway, http_transcript, serve_handler
 
 PLAIN_SCRIPT = tuple(row for row in HTTP_SCRIPT if row[0] != "HEAD")  # HEAD goes to the full server
 
@@ -111,13 +111,8 @@ async def streamer() -> AsyncIterator[tuple[str, dict[str, int]]]:
             raise
         return resp
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", state  # type: ignore[union-attr]
+    runner, url = await serve_handler(handle)
+    yield url, state
     await runner.cleanup()
 
 

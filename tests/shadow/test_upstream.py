@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from shadow_fakes import serve_handler
 
 from shadow.mirror import error_kind
 from shadow.upstream import KeepSink, UpstreamPool
@@ -30,14 +31,8 @@ async def upstream() -> AsyncIterator[tuple[str, list[tuple[str, str, dict[str, 
             return resp
         return web.Response(body=b"echo:" + body, headers={"X-Seen": request.method}, status=201)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", seen
+    runner, url = await serve_handler(handle)
+    yield url, seen
     await runner.cleanup()
 
 
