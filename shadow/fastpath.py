@@ -23,8 +23,8 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
-from shadow.upstream import ClientGone
-from wire.http1 import MAX_HEAD, RequestHead, head_end, parse_request_head
+from shadow.upstream import ClientGone, KeepSink
+from wire.http1 import HOP_BY_HOP, MAX_HEAD, RequestHead, head_end, parse_request_head
 
 logger = logging.getLogger(__name__)
 
@@ -38,35 +38,26 @@ BUFFER_LIMIT = 256 * 1024
 PIPELINE_LIMIT = 256 * 1024
 #: Seconds an idle keep-alive connection (or a head that stopped arriving) is kept, as aiohttp's default.
 IDLE_TIMEOUT = 75.0
-#: Response headers that are per hop and never passed on (RFC 9110 §7.6.1); Content-Length is handled apart.
-_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                  "trailers", "transfer-encoding", "upgrade"})
-
-
-class _Sink:
+class _Sink(KeepSink):
     """Writes one upstream response to the client as it is parsed, and keeps what the Tap needs."""
 
-    __slots__ = ("_chunk", "_pending", "_transport", "headers", "keep_alive", "kept", "max_body", "started",
-                 "status")
+    __slots__ = ("_chunk", "_pending", "_transport", "keep_alive", "started")
 
     def __init__(self, transport: asyncio.Transport, max_body: int, keep_alive: bool) -> None:
+        super().__init__(max_body)
         self._transport = transport
-        self.max_body = max_body
         self.keep_alive = keep_alive
-        self.kept = bytearray()
-        self.status = 0
-        self.headers: tuple[tuple[str, str], ...] = ()
         self.started = False  # bytes of this response went to the client
         self._chunk = False
         self._pending: list[bytes] | None = None
 
     def head(self, status: int, reason: str, headers: list[tuple[str, str]], *, chunked: bool,
              length: int | None) -> None:
-        self.status, self.headers = status, tuple(headers)
+        super().head(status, reason, headers, chunked=chunked, length=length)
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode("utf-8", "surrogateescape"))]
-        for k, v in headers:
+        for k, v in headers:  # Content-Length passes unless the body is re-chunked
             low = k.lower()
-            if low not in _HOP and not (low == "content-length" and chunked):
+            if low not in HOP_BY_HOP and not (low == "content-length" and chunked):
                 out.append(f"{k}: {v}\r\n".encode("utf-8", "surrogateescape"))
         self._chunk = length is None
         if self._chunk:
@@ -81,9 +72,7 @@ class _Sink:
             self._write(head)
 
     def body(self, chunk: bytes) -> None:
-        room = self.max_body - len(self.kept)
-        if room > 0:
-            self.kept += chunk[:room]
+        super().body(chunk)
         if self._pending is not None:
             self._pending.append(chunk)
         elif self._chunk:
@@ -117,6 +106,7 @@ class FastClient(asyncio.Protocol):
         self._upstream: Any = None  # the upstream connection of the exchange in flight
         self._timer: asyncio.TimerHandle | None = None
         self._reading_paused = False
+        self._head: tuple[RequestHead, int] | None = None  # parsed head (and its length) whose body is arriving
 
     # -- what Forwarder.fast_exchange uses
     def sink(self, max_body: int, *, keep_alive: bool) -> _Sink:
@@ -126,7 +116,7 @@ class FastClient(asyncio.Protocol):
     def attach(self, upstream: Any) -> None:
         """The upstream connection now carrying this client's request (paused while the client is)."""
         if self._closed:
-            upstream.abandon(ClientGone())
+            upstream.abandon(ClientGone("the client closed its connection before the response ended"))
             return
         self._upstream = upstream
         if self._paused and upstream.transport is not None:
@@ -167,7 +157,7 @@ class FastClient(asyncio.Protocol):
         self._server.clients.discard(self)
         self._disarm()
         if self._upstream is not None:
-            self._upstream.abandon(ClientGone())
+            self._upstream.abandon(ClientGone("the client closed its connection before the response ended"))
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -181,21 +171,25 @@ class FastClient(asyncio.Protocol):
 
     # -- serving
     def _advance(self) -> None:
-        end = head_end(self._buf)
-        if end < 0:
-            if len(self._buf) > MAX_HEAD:
+        if self._head is None:  # a head is parsed once, however many reads its body takes
+            end = head_end(self._buf)
+            if end < 0:
+                if len(self._buf) > MAX_HEAD:
+                    self._handoff()
+                elif self._buf:
+                    self._arm()  # the idle deadline counts from the last byte of a request still arriving
+                return
+            head = parse_request_head(bytes(self._buf[:end]))
+            if head is None or head.content_length > BODY_LIMIT:
                 self._handoff()
-            elif self._buf:
-                self._arm()  # the idle deadline counts from the last byte of a request still arriving
-            return
-        head = parse_request_head(bytes(self._buf[:end]))
-        if head is None or head.content_length > BODY_LIMIT:
-            self._handoff()
-            return
+                return
+            self._head = (head, end)
+        head, end = self._head
         total = end + head.content_length
         if len(self._buf) < total:
             self._arm()
             return
+        self._head = None
         body = bytes(self._buf[end:total])
         del self._buf[:total]
         self._busy = True
@@ -243,16 +237,12 @@ class FastClient(asyncio.Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self._idle)
+        self._timer = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close_if_idle)
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _idle(self) -> None:
-        if not self._busy and self.transport is not None:
-            self.transport.close()
 
     def close_if_idle(self) -> None:
         if not self._busy and self.transport is not None:

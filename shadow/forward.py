@@ -225,11 +225,8 @@ class Forwarder:
                 async with asyncio.timeout(self.config.limits.legacy_timeout):
                     await self._pools[ex.primary].exchange(head.method, head.target, headers, body, sink,
                                                            on_conn=client.attach)
-            except ClientGone:  # not a leg failure: the pair resolves as an error, the leg's error counter stays
-                pl = self.tap
-                pl.count(ex.primary, "http", ex.route, "error")
-                pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
-                                       data="client-gone: the client closed its connection before the response ended"))
+            except ClientGone as exc:
+                self._failed(ex, exc)
                 return False
             except (TimeoutError, OSError) as exc:
                 self._failed(ex, exc)
@@ -266,10 +263,15 @@ class Forwarder:
         return _Exchange(conn, primary, method, route, decision, time.monotonic())
 
     def _failed(self, ex: _Exchange, exc: BaseException) -> None:
+        """The primary's answer did not (fully) reach the client: counted, and the pair resolves as an error.
+        A client that left mid-response (``ClientGone``) is not a leg failure: the leg's counter stays."""
         pl = self.tap
-        kind = error_kind(exc)
-        errors = self.metrics.legacy_errors if ex.primary is Leg.LEGACY else self.metrics.candidate_errors
-        errors.labels(kind=kind).inc()
+        if isinstance(exc, ClientGone):
+            kind = "client-gone"
+        else:
+            kind = error_kind(exc)
+            errors = self.metrics.legacy_errors if ex.primary is Leg.LEGACY else self.metrics.candidate_errors
+            errors.labels(kind=kind).inc()
         pl.count(ex.primary, "http", ex.route, "error")
         pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
                                data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))

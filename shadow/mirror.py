@@ -28,6 +28,7 @@ from shadow.handshake import Handshaker, challenge_of, rewrite_secrets, secret_p
 from shadow.metrics import Metrics
 from shadow.pipeline import HttpJob, Pipeline
 from shadow.upstream import KeepSink, UpstreamPool
+from wire import http1
 from wire.errors import LegProtocolError
 from wire.frames import parse_frame
 from wire.model import Direction, Kind, Leg, Observation, Other, Req
@@ -36,9 +37,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["HOP_BY_HOP", "HttpMirror", "MirrorSession", "error_kind", "leg_creds"]
 
-#: Not forwarded between hops (RFC 9110 §7.6.1), plus what the client library recomputes.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "trailers", "transfer-encoding", "upgrade", "host", "content-length"})
+#: Request headers not forwarded: the per-hop ones, plus what the client library recomputes (Host, the length).
+HOP_BY_HOP = http1.HOP_BY_HOP | {"host", "content-length"}
 
 
 def error_kind(exc: BaseException) -> str:

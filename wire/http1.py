@@ -14,7 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_HEAD", "RequestHead", "head_end", "parse_request_head"]
+__all__ = ["HOP_BY_HOP", "MAX_HEAD", "RequestHead", "head_end", "parse_request_head"]
+
+#: Per-hop headers (RFC 9110 §7.6.1): a proxy never passes them on (lower case).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "trailers", "transfer-encoding", "upgrade"})
 
 #: Longest head the fast path reads; a longer one goes to the full server (which applies its own limits).
 MAX_HEAD = 32 * 1024
