@@ -34,6 +34,8 @@ class ToyGateway:
     seen: list[Any] = field(default_factory=list)
     connects: list[dict[str, Any]] = field(default_factory=list)
     nonces: list[str] = field(default_factory=list)
+    #: ``tasked``: None sends its ``task`` event before the ``res``; a number sends it that long after the ``res``.
+    task_after_s: float | None = None
 
 
 GW_KEY: web.AppKey[ToyGateway] = web.AppKey("gw")
@@ -99,6 +101,14 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "accepted"}}))
             await asyncio.sleep(0.5)  # longer than the replayer's quiet window
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "ok"}}))
+        elif method == "tasked":  # a background event that may trail the answer, like the legacy's task events
+            task = json.dumps({"type": "event", "event": "task", "payload": {"action": "upserted"}})
+            if gw.task_after_s is None:
+                await ws.send_str(task)
+            await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "ok"}}))
+            if gw.task_after_s is not None:
+                await asyncio.sleep(gw.task_after_s)
+                await ws.send_str(task)
         elif method == "bye":
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True}))
             await ws.close(code=4001, message=b"bye")

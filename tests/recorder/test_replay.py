@@ -122,6 +122,24 @@ async def test_replay_waits_for_every_answer_the_recording_got(toy: ToyGateway, 
     assert answers == ["s3", "s3"]  # both answers arrived before the close was sent, under the expect step
 
 
+async def test_an_expected_event_trailing_the_last_answer_is_still_captured(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    # Recorded: task event, then res. Replayed on a target that sends the task event 1 s AFTER the res (what the
+    # legacy's agent runs do on a loaded machine): the replay must not end the step at the res.
+    sc = parse_text("scenarios:\n  - id: t\n    steps:\n      - ws_connect: {conn: c1}\n"
+                    "      - ws_rpc: {conn: c1, method: tasked, id: t1}\n"
+                    "      - ws_close: {conn: c1}\n", "t.yaml")[0]
+    buf = io.StringIO()
+    assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
+    recorded = read_trace(io.StringIO(buf.getvalue()))
+    assert sum('"task"' in (o.data or "") for o in recorded.observations) == 1
+    toy_b.task_after_s = 1.0
+    out = await replay_trace(recorded, Target(url=toy_b.url, token=toy_b.token), leg=Leg.CANDIDATE)
+    tasks = [o for o in out.observations if o.dir is Direction.S2C and '"task"' in (o.data or "")]
+    assert len(tasks) == 1
+    close = next(o for o in out.observations if o.dir is Direction.C2S and o.kind is Kind.WS_CLOSE)
+    assert tasks[0].t < close.t  # captured under its step, before the replay closed the connection
+
+
 # --- against the real legacy -------------------------------------------------------------------------------------
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
