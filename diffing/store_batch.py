@@ -10,6 +10,7 @@ May import SQLAlchemy, ``diffing.schema``, ``diffing.diff``, ``wire``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -19,8 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from diffing import schema
-from diffing.diff import PairResult
-from wire.model import Close, Event, Exchange, HttpResponse, Other, Res
+from diffing.diff import DiffKind, PairResult
+from wire.model import Close, Event, Exchange, ExchangeKind, HttpResponse, Other, Res
 
 __all__ = ["MAX_EXEMPLARS", "Item", "cut", "signature_path", "summary", "write_batch"]
 
@@ -30,6 +31,7 @@ MAX_EXEMPLARS = 5
 _NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few paths recur on every batch
 def signature_path(path: str) -> str:
     """Generalize list indices so one signature covers every element: ``a.3.ts`` -> ``a.*.ts``."""
     return _NUM_SEG.sub("*", path)
@@ -51,12 +53,17 @@ def cut(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"…<truncated {len(text) - limit} chars>"
 
 
+_TEXT_FRAMES = (Res, Event, Other)  # a tuple: isinstance with it is cheaper than with a union, once per row
+#: Enum member -> its stored text, a dict lookup instead of the enum ``value`` descriptor on every row.
+_VALUE: dict[Any, str] = {m: m.value for m in (*ExchangeKind, *DiffKind)}
+
+
 def summary(ex: Exchange | None) -> str:
     """The first response, cut to 300 characters with a visible marker (leg data is already redacted)."""
     if ex is None or not ex.responses:
         return ""
     r = ex.responses[0]
-    if isinstance(r, Res | Event | Other):
+    if isinstance(r, _TEXT_FRAMES):
         return cut(r.raw)
     if isinstance(r, HttpResponse):
         return cut(f"{r.status} {r.body[:400].decode('utf-8', 'replace')}")
@@ -87,7 +94,7 @@ def write_batch(engine: Engine, batch: Sequence[Item]) -> None:
                 it.pair_no,
                 r.conn[:200],
                 r.key[:300],
-                r.kind.value,
+                _VALUE[r.kind],
                 route,
                 r.scenario or None,
                 r.equal,
@@ -130,10 +137,9 @@ def write_batch(engine: Engine, batch: Sequence[Item]) -> None:
             )
         for n, d in enumerate(r.diffs):
             sp = signature_path(d.path)[:500]
-            diff_rows.append(
-                (it.run_id, it.pair_no, n, route, d.path[:500], sp, d.kind.value, d.legacy, d.candidate)
-            )
-            s = sigs.setdefault((route, sp, d.kind.value), {"count": 0, "first": it.at, "last": it.at, "ex": []})
+            kind = _VALUE[d.kind]
+            diff_rows.append((it.run_id, it.pair_no, n, route, d.path[:500], sp, kind, d.legacy, d.candidate))
+            s = sigs.setdefault((route, sp, kind), {"count": 0, "first": it.at, "last": it.at, "ex": []})
             s["count"] += 1
             s["last"] = max(s["last"], it.at)
             if len(s["ex"]) < MAX_EXEMPLARS:
