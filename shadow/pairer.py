@@ -7,7 +7,9 @@ I/O. May import: stdlib, ``wire``.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import itertools
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,11 @@ class Pairer:
         self.max_bytes = max_bytes
         self.bytes = 0  # payload bytes held by halves waiting for their other leg
         self.pending: dict[tuple[str, str], _Half] = {}
+        # Every half's (t, tiebreak, key, half), oldest first: expiry pops what is due instead of scanning all
+        # pending halves. An entry whose half was resolved (or replaced) is skipped when it comes up.
+        self._due: list[tuple[float, int, tuple[str, str], _Half]] = []
+        self._tiebreak = itertools.count()
+        self._pending_per_conn: Counter[str] = Counter()
         self._mirrored_ids: dict[str, dict[str, str]] = {}  # conn -> req id -> route
         self._res_index: dict[tuple[str, str, Leg], int] = {}
         self._events: dict[tuple[str, str], dict[Leg, deque[tuple[float, Observation]]]] = {}
@@ -70,7 +77,17 @@ class Pairer:
         elif protocol == "ws-conn":
             self.mirrored_conns.add(conn)
         else:
-            self.pending[(conn, key)] = _Half(route, protocol, t)
+            self._add((conn, key), _Half(route, protocol, t))
+
+    def _add(self, key: tuple[str, str], half: _Half) -> None:
+        if key not in self.pending:
+            self._pending_per_conn[key[0]] += 1
+        self.pending[key] = half
+        due = self._due
+        if len(due) > 4 * len(self.pending) + 4096:  # mostly resolved entries: rebuild from what is pending
+            due[:] = [e for e in due if self.pending.get(e[2]) is e[3]]
+            heapq.heapify(due)
+        heapq.heappush(due, (half.t, next(self._tiebreak), key, half))
 
     def close_conn(self, conn: str) -> None:
         self.mirrored_conns.discard(conn)
@@ -93,6 +110,11 @@ class Pairer:
 
     def _resolve(self, key: tuple[str, str], outcome: str) -> Joined:
         half = self.pending.pop(key)
+        left = self._pending_per_conn[key[0]] - 1
+        if left:
+            self._pending_per_conn[key[0]] = left
+        else:
+            del self._pending_per_conn[key[0]]
         self.bytes -= sum(payload_size(o) for o in half.legs.values())
         if key[1].startswith("res:"):  # forget the id, so long-lived connections keep no per-request state
             conn, rid = key[0], key[1][4:].rsplit(":", 1)[0]
@@ -102,7 +124,8 @@ class Pairer:
                 ids = self._mirrored_ids.get(conn)
                 if ids is not None:
                     ids.pop(rid, None)
-        return Joined(key[0], key[1], half.route, half.protocol, outcome, dict(half.legs))
+        legs, half.legs = half.legs, {}  # its expiry entry may outlive it: keep no payload there
+        return Joined(key[0], key[1], half.route, half.protocol, outcome, legs)
 
     def _key(self, obs: Observation) -> tuple[str, str] | None:
         if obs.kind in (Kind.HTTP_RESPONSE, Kind.ERROR) and obs.conn.startswith("h"):
@@ -121,7 +144,7 @@ class Pairer:
             self._res_index[idx_key] = n + 1
             key = (obs.conn, f"res:{frame.id}:{n}")
             if key not in self.pending:
-                self.pending[key] = _Half(route, "ws", obs.t)
+                self._add(key, _Half(route, "ws", obs.t))
             return key
         if isinstance(frame, Event) and frame.event not in self.profile.timer_events:
             route = self.profile.event_label(frame.event)
@@ -130,7 +153,7 @@ class Pairer:
             if per[other]:
                 _, first = per[other].popleft()
                 key = (obs.conn, f"event:{frame.event}:{id(first)}")
-                self.pending[key] = _Half(route, "ws", first.t, {other: first})
+                self._add(key, _Half(route, "ws", first.t, {other: first}))
                 return key  # ``first``'s bytes move from the event queue to the half
             if self.bytes + payload_size(obs) > self.max_bytes:
                 return None
@@ -142,8 +165,10 @@ class Pairer:
         """Resolve halves older than the window as unpaired."""
         out: list[Joined] = []
         cutoff = now - self.window
-        for key, half in list(self.pending.items()):
-            if half.t < cutoff:
+        due = self._due
+        while due and due[0][0] < cutoff:
+            _, _, key, half = heapq.heappop(due)
+            if self.pending.get(key) is half:
                 out.append(self._resolve(key, "unpaired"))
         for (conn, name), per in list(self._events.items()):
             for leg, q in per.items():
@@ -155,7 +180,7 @@ class Pairer:
             if not per[Leg.LEGACY] and not per[Leg.CANDIDATE] and conn not in self.mirrored_conns:
                 del self._events[(conn, name)]
         for conn in [c for c in self._mirrored_ids if c not in self.mirrored_conns]:
-            if not any(k[0] == conn for k in self.pending):
+            if conn not in self._pending_per_conn:
                 self._mirrored_ids.pop(conn, None)
                 for k in [k for k in self._res_index if k[0] == conn]:
                     del self._res_index[k]
