@@ -28,6 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 from deepdiff import DeepDiff
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,27 @@ def _docs(p: Pair) -> tuple[list[object], list[object]]:
     return [parse(t) for t in texts(p.legacy)], [parse(t) for t in texts(p.candidate)]
 
 
+def _texts(p: Pair) -> tuple[list[str], list[str]]:
+    def texts(e: Exchange | None) -> list[str]:
+        return [r.raw if isinstance(r, Res | Event | Other) else r.body.decode("utf-8", "replace")
+                for r in (e.responses if e else ()) if isinstance(r, Res | Event | Other | HttpResponse)]
+
+    return texts(p.legacy), texts(p.candidate)
+
+
+def _parses(t: str) -> bool:
+    try:
+        orjson.loads(t)
+        return True
+    except ValueError:
+        return False
+
+
+def _orjson_both(texts: tuple[list[str], list[str]]) -> object:
+    """The parse the differ does before any rule (orjson, both legs): the ceiling for a differ that parses."""
+    return [orjson.loads(t) for t in texts[0]], [orjson.loads(t) for t in texts[1]]
+
+
 def _docs_equal(p: Pair) -> bool:
     """The baseline's whole job: parse both sides, compare with ``==``."""
     a, b = _docs(p)
@@ -184,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     eq_docs = [_docs(p) for p in equal]
     base_eq, _ = rate(lambda d: d[0] == d[1], [(json.loads(json.dumps(a)), b) for a, b in eq_docs], s / 3)
     base_eq_parse, _ = rate(lambda p: _docs_equal(p), equal, s / 3)  # type: ignore[arg-type]
+    eq_texts = [tuple([t for t in side if _parses(t)] for side in _texts(p)) for p in equal]
+    base_orjson, _ = rate(_orjson_both, eq_texts, s / 3)  # type: ignore[arg-type]
+    big = [p for p in equal if sum(len(t) for t in _texts(p)[0]) > 10_000]
+    small = [p for p in equal if sum(len(t) for t in _texts(p)[0]) <= 10_000]
+    small_rate, _ = rate(lambda p: compare_pair(p, OPENCLAW), small, s / 3)  # type: ignore[arg-type]
+    big_rate, _ = rate(lambda p: compare_pair(p, OPENCLAW), big, s / 3)  # type: ignore[arg-type]
     base_raw, _ = rate(lambda p: _docs_equal(p), same, s / 3)  # type: ignore[arg-type]
     df_rate, df_n = rate(lambda p: compare_pair(p, OPENCLAW), differ, s)  # type: ignore[arg-type]
     df_docs = [_docs(p) for p in differ]
@@ -205,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         "| figure | value | target | baseline (same run) |",
         "|---|---|---|---|",
         f"| equal pairs/s (parse + profile + canonical) | {fmt(eq_rate)} | >= 50,000 | json.loads x2 + `==`: "
-        f"{fmt(base_eq_parse)} pairs/s (and `==` alone on parsed docs: {fmt(base_eq)}) |",
+        f"{fmt(base_eq_parse)} pairs/s (and `==` alone on parsed docs: {fmt(base_eq)}); orjson.loads x2 alone, the "
+        f"parse the differ does before any rule: {fmt(base_orjson)} pairs/s |",
+        f"| equal pairs/s, the {len(small)} pairs of 10 KB or less / the {len(big)} larger ones (hello-ok, ~17 KB) "
+        f"| {fmt(small_rate)} / {fmt(big_rate)} | - | (a breakdown of the row above, same pairs) |",
         f"| raw-identical pairs/s (stage 1) | {fmt(raw_rate)} | - | json.loads x2 + `==` on the same pairs: "
         f"{fmt(base_raw)} pairs/s |",
         f"| differing pairs/s with full Diff records | {fmt(df_rate)} | >= 1,000 | DeepDiff alone on parsed docs: "
