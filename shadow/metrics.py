@@ -36,6 +36,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -48,6 +49,25 @@ __all__ = ["RATIO_WINDOW", "Metrics", "merge_exposition", "rss_bytes"]
 RATIO_WINDOW = 1000
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class _Window:
+    """The last ``RATIO_WINDOW`` outcomes with a running match count (no sum over the window per pair)."""
+
+    __slots__ = ("hits", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[bool] = deque()
+        self.hits = 0
+
+    def add(self, match: bool) -> float:
+        """Record one outcome; returns the window's match ratio."""
+        items = self.items
+        if len(items) == RATIO_WINDOW:
+            self.hits -= items.popleft()
+        items.append(match)
+        self.hits += match
+        return self.hits / len(items)
 
 
 def rss_bytes() -> int:
@@ -92,7 +112,17 @@ class Metrics:
                                        registry=r)
         self.rss = Gauge("parity_proxy_rss_bytes", "Proxy resident set size", registry=r)
         self.rss.set_function(rss_bytes)
-        self._windows: dict[str, deque[bool]] = {}
+        self._windows: dict[str, _Window] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, kept: the hot paths count per request, and ``labels`` validates and locks
+        on every call. Label values are bounded (see the module doc), so is this cache."""
+        key = (id(metric), *values)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*values)
+        return c
 
     # -- helpers used by the stages ------------------------------------------------------------------------
     def set_mode(self, mode: str, modes: tuple[str, ...]) -> None:
@@ -100,18 +130,16 @@ class Metrics:
             self.mode.labels(mode=m).set(1 if m == mode else 0)
 
     def drop(self, stage: str, reason: str) -> None:
-        self.dropped.labels(stage=stage, reason=reason).inc()
+        self.child(self.dropped, stage, reason).inc()
 
     def pair(self, route: str, match: bool) -> None:
         outcome = "match" if match else "mismatch"
-        self.pairs.labels(route=route, outcome=outcome).inc()
-        window = self._windows.setdefault(route, deque(maxlen=RATIO_WINDOW))
-        window.append(match)
-        self.ratio.labels(route=route).set(sum(window) / len(window))
-        all_w = self._windows.setdefault("*", deque(maxlen=RATIO_WINDOW))
+        self.child(self.pairs, route, outcome).inc()
+        window = self._windows.get(route) or self._windows.setdefault(route, _Window())
+        self.child(self.ratio, route).set(window.add(match))
         if route != "*":
-            all_w.append(match)
-            self.ratio.labels(route="*").set(sum(all_w) / len(all_w))
+            all_w = self._windows.get("*") or self._windows.setdefault("*", _Window())
+            self.child(self.ratio, "*").set(all_w.add(match))
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Current sample value (0.0 when absent) -- for tests and the admin summary."""

@@ -101,6 +101,12 @@ class HttpJob:
     route: str
     queued_at: float
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as one tuple (the mirror process receives one per mirrored request; the generated state
+        functions of a slots dataclass look its fields up on every call)."""
+        return (HttpJob, (self.conn, self.leg, self.method, self.path, self.headers, self.body, self.route,
+                          self.queued_at))
+
 
 class Budget:
     """Global byte budget for payloads waiting for the secondary leg (all connections together)."""
@@ -108,7 +114,7 @@ class Budget:
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
         self.used = 0
-        self._gauge = metrics.queue_depth.labels(queue="mirror_bytes")
+        metrics.queue_depth.labels(queue="mirror_bytes").set_function(lambda: self.used)  # read at scrape time
         self.over_rss = False  # set by the pipeline's RSS sampler when limits.rss_cap_mb is exceeded
         self.overloaded = False  # set by the loop-lag sampler when limits.shed_lag_ms is exceeded
 
@@ -121,12 +127,10 @@ class Budget:
         if self.used + n > self.limit:
             return "bytes"
         self.used += n
-        self._gauge.set(self.used)
         return None
 
     def give(self, n: int) -> None:
         self.used = max(0, self.used - n)
-        self._gauge.set(self.used)
 
 
 class Stage:
@@ -140,7 +144,8 @@ class Stage:
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self.workers = workers
         self.batch = batch  # > 1: the handler gets a list of what is queued (up to this many), not one item
-        self._depth = metrics.queue_depth.labels(queue=name)
+        queue = self.queue
+        metrics.queue_depth.labels(queue=name).set_function(queue.qsize)  # read at scrape time, not per item
         self._tasks: list[asyncio.Task[None]] = []
 
     def offer(self, item: Any) -> bool:
@@ -149,7 +154,6 @@ class Stage:
         except asyncio.QueueFull:
             self.metrics.drop(self.name, "full")
             return False
-        self._depth.set(self.queue.qsize())
         return True
 
     def start(self) -> None:
@@ -161,7 +165,6 @@ class Stage:
             items = [await self.queue.get()]
             while len(items) < self.batch and not self.queue.empty():
                 items.append(self.queue.get_nowait())
-            self._depth.set(self.queue.qsize())
             try:
                 await self.handler(items if self.batch > 1 else items[0])
             except asyncio.CancelledError:
@@ -275,7 +278,7 @@ class Pipeline:
         ``force_record`` bypasses sampling (policy ``record-only``: not mirrored live, always kept for replay).
         """
         if obs.kind in (Kind.WS_TEXT, Kind.WS_BINARY):
-            self.metrics.frames.labels(leg=obs.leg.value, direction=obs.dir.value).inc()
+            self.metrics.child(self.metrics.frames, obs.leg.value, obs.dir.value).inc()
         size = payload_size(obs)
         if self.pair_bytes + size > self.config.limits.max_queued_bytes:
             self.metrics.drop("pair", "bytes")
@@ -303,7 +306,7 @@ class Pipeline:
         self.stages["pair"].offer(("close", conn))
 
     def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
-        self.metrics.requests.labels(leg=leg.value, protocol=protocol, route=route, outcome=outcome).inc()
+        self.metrics.child(self.metrics.requests, leg.value, protocol, route, outcome).inc()
 
     def _is_sampled(self, conn: str) -> bool:
         rate = self.config.record.sample_rate
