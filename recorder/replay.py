@@ -24,8 +24,7 @@ it on the same connection): until every non-timer frame the recording got in tha
 (a ``res`` with the same id, an ``event`` with the same name and ``payload.state``/``payload.stream``), or the
 connection closes, or the last expected frame arrived and the line went quiet for ``LATE_S`` (other expected
 frames may still come: on a loaded machine a gateway's background events overtake or trail its answer), or the
-timeout
-(5x the recorded segment duration + 2 s, at least ``MIN_WAIT_S``, at most ``timeout``). Segments that got
+timeout (5x the recorded segment duration + 2 s, at least ``MIN_WAIT_S``, at most ``timeout``). Segments that got
 nothing when recorded wait for a short quiet window. A target that answers less therefore costs a timeout,
 never a hang.
 

@@ -49,33 +49,3 @@ async def test_queued_pairs_are_compared_in_batches_and_one_failure_costs_one_pa
     assert metrics.total("parity_pairs_total", outcome="match") == 100
     assert metrics.total("parity_pairs_total", outcome="mismatch") == 1
 
-
-def test_http_job_pickles_every_field() -> None:
-    """``HttpJob.__reduce__`` lists the fields by hand (speed): a new field must be added there too."""
-    import dataclasses
-    import pickle
-
-    from shadow.pipeline import HttpJob
-
-    values = {"conn": "h3", "leg": Leg.CANDIDATE, "method": "POST", "path": "/tools/invoke?x=1",
-              "headers": (("Content-Type", "application/json"),), "body": b'{"a":1}', "route": "POST /tools/invoke",
-              "queued_at": 12.5}
-    assert {f.name for f in dataclasses.fields(HttpJob)} == set(values)
-    job = HttpJob(**values)
-    assert pickle.loads(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)) == job
-
-
-async def test_queue_depth_and_mirror_bytes_are_read_when_scraped() -> None:
-    """The depth gauges are not set per item: they read the queue and the budget at scrape time."""
-    from shadow.pipeline import HttpJob
-
-    metrics = Metrics(CollectorRegistry())
-    pipeline = Pipeline(proxy_config("http://127.0.0.1:9"), metrics)  # stages not started: nothing is taken
-    for i in range(3):
-        assert pipeline.mirror_http(HttpJob(f"h{i}", Leg.CANDIDATE, "GET", "/", (), b"x" * 100, "GET /", 0.0))
-    pipeline.expect("c1", "req:r1", "health", "ws")
-    assert metrics.value("parity_queue_depth", {"queue": "mirror"}) == 3
-    assert metrics.value("parity_queue_depth", {"queue": "pair"}) == 1
-    assert metrics.value("parity_queue_depth", {"queue": "mirror_bytes"}) == 300
-    pipeline.budget.give(300)
-    assert metrics.value("parity_queue_depth", {"queue": "mirror_bytes"}) == 0
