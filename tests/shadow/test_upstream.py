@@ -42,6 +42,19 @@ async def _raw_server(handler: Callable[[asyncio.StreamReader, asyncio.StreamWri
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
+def _answer(data: bytes, *, close: bool = False) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                             Awaitable[None]]:
+    """A raw server handler: read one request head, write ``data`` as is, then close if asked."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(data)
+        await writer.drain()
+        if close:
+            writer.close()
+
+    return handler
+
+
 async def test_requests_share_one_keep_alive_connection(upstream) -> None:
     url, seen = upstream
     pool = UpstreamPool(url)
@@ -113,17 +126,8 @@ async def test_reused_connection_closed_before_answering_is_retried_for_idempote
 
 
 async def test_garbage_and_premature_close_are_classified() -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
-        await writer.drain()
-
-    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-        await writer.drain()
-        writer.close()
-
+    garbage = _answer(b"SSH-2.0-OpenSSH\r\n\r\n")
+    short = _answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", close=True)
     for handler, exc_type, kind in ((garbage, LegProtocolError, "protocol"), (short, ConnectionResetError, "closed")):
         server, url = await _raw_server(handler)
         pool = UpstreamPool(url)
@@ -135,12 +139,7 @@ async def test_garbage_and_premature_close_are_classified() -> None:
 
 
 async def test_close_delimited_body_completes_at_eof() -> None:
-    async def legacy_style(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
-        await writer.drain()
-        writer.close()
-
+    legacy_style = _answer(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", close=True)
     server, url = await _raw_server(legacy_style)
     pool = UpstreamPool(url)
     sink = KeepSink(100)
@@ -184,16 +183,8 @@ async def test_interim_1xx_responses_are_skipped_and_never_desynchronize() -> No
 
 
 async def test_unasked_upgrade_and_extra_response_are_protocol_errors() -> None:
-    async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-        await writer.drain()
-
-    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
-        await writer.drain()
-
+    upgrade = _answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    twice = _answer(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
     for handler in (upgrade, twice):
         server, url = await _raw_server(handler)
         pool = UpstreamPool(url)
