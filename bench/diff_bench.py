@@ -98,31 +98,23 @@ def rate(fn: object, items: list[object], seconds: float) -> tuple[float, int]:
             return n / elapsed, n
 
 
-def _docs(p: Pair) -> tuple[list[object], list[object]]:
-    def texts(e: Exchange | None) -> list[str]:
-        out = []
-        for r in e.responses if e else ():
-            if isinstance(r, Res | Event | Other):
-                out.append(r.raw)
-            elif isinstance(r, HttpResponse):
-                out.append(r.body.decode("utf-8", "replace"))
-        return out
-
-    def parse(t: str) -> object:
-        try:
-            return json.loads(t)
-        except ValueError:
-            return t
-
-    return [parse(t) for t in texts(p.legacy)], [parse(t) for t in texts(p.candidate)]
-
-
 def _texts(p: Pair) -> tuple[list[str], list[str]]:
     def texts(e: Exchange | None) -> list[str]:
         return [r.raw if isinstance(r, Res | Event | Other) else r.body.decode("utf-8", "replace")
                 for r in (e.responses if e else ()) if isinstance(r, Res | Event | Other | HttpResponse)]
 
     return texts(p.legacy), texts(p.candidate)
+
+
+def _docs(p: Pair) -> tuple[list[object], list[object]]:
+    def parse(t: str) -> object:
+        try:
+            return json.loads(t)
+        except ValueError:
+            return t
+
+    legacy, candidate = _texts(p)
+    return [parse(t) for t in legacy], [parse(t) for t in candidate]
 
 
 def _parses(t: str) -> bool:
