@@ -146,7 +146,7 @@ class Pairer:
             if key not in self.pending:
                 self._add(key, _Half(route, "ws", obs.t))
             return key
-        if isinstance(frame, Event) and frame.event not in self.profile.timer_events:
+        if isinstance(frame, Event) and frame.event not in self.profile.timer_events and not self.profile.progress(frame):
             route = self.profile.event_label(frame.event)
             per = self._events.setdefault((obs.conn, frame.event), {Leg.LEGACY: deque(), Leg.CANDIDATE: deque()})
             other = Leg.CANDIDATE if obs.leg is Leg.LEGACY else Leg.LEGACY

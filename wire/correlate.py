@@ -10,6 +10,8 @@ never reads a clock: time comes in with each observation and with :meth:`Correla
   in streaming mode. With ``hold_all=True`` (batch/replay) exchanges stay open until the connection closes, so
   every ``res`` for an id lands in its exchange and a second answer becomes a frame-count finding.
 * Server events are :class:`Unsolicited` (key ``event:<name>#<k>``, the k-th of that name on the connection);
+  events the profile calls progress updates (``profile.progress``) count apart, as ``progress:<name>#<k>``, so
+  a varying number of them never shifts the ordinals of the other events of that name;
   malformed or unknown server frames are unsolicited ``other#<k>``; the server's close is key ``close``.
 * HTTP: the n-th ``http-request`` on a connection is answered by the n-th ``http-response`` (key ``http#<n>``).
 * Handshake frames (challenge event, ``connect`` req/res) are handled like any other.
@@ -173,7 +175,11 @@ class Correlator:
             del self._open[frame.id]
             return [Correlated(self._finish(pending))]
         if isinstance(frame, Event):
-            key = f"event:{frame.event}#{self._next(frame.event)}"
+            if self.profile.progress(frame):
+                name = f"progress:{frame.event}"
+                key = f"{name}#{self._next(name)}"
+            else:
+                key = f"event:{frame.event}#{self._next(frame.event)}"
             group = self.profile.event_label(frame.event)
             return [Unsolicited(self._exchange(key, ExchangeKind.EVENT, group, None, (frame,), frame.t, obs.step))]
         assert isinstance(frame, Other)

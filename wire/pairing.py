@@ -6,7 +6,8 @@ and ``wire`` only; no clocks (``expire(now)`` takes the time).
 Join key: (connection, request key). The request key is the WS request id or ``http#<n>`` (see
 ``wire.correlate``). WS events are keyed ``event:<name>#<k>`` -- the k-th event of that name on the
 connection -- so events pair as multisets by name, never by position among other events. Timer events
-(``profile.timer_events``, ref §2.7) are excluded and counted in :attr:`Pairer.skipped`. In batch mode,
+(``profile.timer_events``, ref §2.7) and progress updates (key ``progress:<name>#<k>``, ``profile.progress``)
+are excluded and counted in :attr:`Pairer.skipped`. In batch mode,
 requests left over after the key join are joined by (connection, group, ordinal) so clients that generate
 random request ids still pair. Anything still alone becomes a one-sided :class:`~wire.model.Pair` (an explicit
 result, never silently dropped).
@@ -26,6 +27,14 @@ def _event_name(ex: Exchange) -> str | None:
     if ex.kind is not ExchangeKind.EVENT or not ex.key.startswith("event:"):
         return None
     return ex.key[len("event:") :].rsplit("#", 1)[0]
+
+
+def _skipped(ex: Exchange, profile: Profile) -> bool:
+    """A timer event or a progress update: never paired, never compared."""
+    if ex.kind is not ExchangeKind.EVENT:
+        return False
+    name = _event_name(ex)
+    return name in profile.timer_events if name is not None else ex.key.startswith("progress:")
 
 
 def _make(legacy: Exchange | None, candidate: Exchange | None, scenario: str | None) -> Pair:
@@ -52,8 +61,7 @@ class Pairer:
 
     def add(self, ex: Exchange) -> Pair | None:
         """Returns the pair when the other leg's exchange is already here, else ``None`` (it waits)."""
-        name = _event_name(ex)
-        if name is not None and name in self.profile.timer_events:
+        if _skipped(ex, self.profile):
             self.skipped += 1
             return None
         k = (ex.conn, ex.key)
@@ -96,8 +104,8 @@ def pair_exchanges(
     legacy: Iterable[Exchange], candidate: Iterable[Exchange], profile: Profile, *, scenario: str | None = None
 ) -> list[Pair]:
     """Batch pairing of two legs' exchanges (see module docstring); pairs in legacy order, then extras."""
-    lx = [e for e in legacy if (n := _event_name(e)) is None or n not in profile.timer_events]
-    cx = [e for e in candidate if (n := _event_name(e)) is None or n not in profile.timer_events]
+    lx = [e for e in legacy if not _skipped(e, profile)]
+    cx = [e for e in candidate if not _skipped(e, profile)]
     cindex = {(e.conn, e.key): e for e in cx}
     pairs: list[Pair] = []
     lonely_l: list[Exchange] = []

@@ -71,3 +71,21 @@ def test_a_closed_connection_is_forgotten_once_its_last_half_resolves() -> None:
     (j,) = p.expire(20.0)
     assert j.outcome == "unpaired" and j.route == "health"
     assert "c1" not in p._mirrored_ids and not p._res_index
+
+
+def test_task_progress_upserts_are_not_paired_so_the_final_upserts_meet() -> None:
+    """Legacy sends 3 running upserts, the candidate 1: only the completed ones are paired (profile.progress)."""
+    def task(leg: Leg, t: float, status: str) -> Observation:
+        return Observation(t=t, conn="c1", leg=leg, dir=Direction.S2C, kind=Kind.WS_TEXT,
+                           data=json.dumps({"type": "event", "event": "task", "payload": {"task": {"status": status}}}))
+
+    p = Pairer(10.0, get_profile("openclaw"))
+    p.expect("c1", "conn", "", "ws-conn", 0.0)
+    for t in (1.0, 2.0, 3.0):
+        assert p.receive(task(Leg.LEGACY, t, "running")) == []
+    assert p.receive(task(Leg.LEGACY, 4.0, "completed")) == []
+    assert p.receive(task(Leg.CANDIDATE, 1.5, "running")) == []
+    (joined,) = p.receive(task(Leg.CANDIDATE, 4.5, "completed"))
+    assert joined.outcome == "pair"
+    assert all('"completed"' in (obs.data or "") for obs in joined.legs.values())
+    assert p.bytes == 0 and p.expire(float("inf")) == []

@@ -119,6 +119,21 @@ def test_events_are_numbered_per_name_and_malformed_frames_kept() -> None:
     assert bad.exchange.key == "other#1" and isinstance(bad.exchange.responses[0], Other)
 
 
+def test_progress_events_count_apart_so_final_events_keep_their_ordinals() -> None:
+    """Open-task upserts (``profile.progress``) are keyed ``progress:task#k``: however many arrive, the final
+    upserts are ``event:task#1``, ``#2``... on every run."""
+    def task(status: str) -> dict[str, Any]:
+        return {"type": "event", "event": "task", "payload": {"action": "upserted", "task": {"status": status}}}
+
+    for running in (0, 1, 4):
+        c = make()
+        frames = [task("running")] * running + [task("completed")] + [task("queued"), task("failed")]
+        keys = [ev.exchange.key for t, f in enumerate(frames) for ev in c.receive(ws(t, S2C, f))]
+        finals = [k for k in keys if k.startswith("event:")]
+        assert finals == ["event:task#1", "event:task#2"], keys
+        assert [k for k in keys if not k.startswith("event:")] == [f"progress:task#{i}" for i in range(1, running + 2)]
+
+
 def test_client_frames_that_are_not_requests_and_reused_ids() -> None:
     c = make()
     assert c.receive(ws(0, C2S, "{not json")) == []

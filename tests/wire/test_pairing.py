@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from wire.correlate import correlate
 from wire.frames import parse_frame
-from wire.model import Exchange, ExchangeKind, Leg
+from wire.model import Direction, Exchange, ExchangeKind, Kind, Leg, Observation
 from wire.pairing import Pairer, pair_exchanges
 from wire.profiles.openclaw import OPENCLAW
 
@@ -65,3 +66,24 @@ def test_streaming_pairer() -> None:
     assert p.expire(now=3 + OPENCLAW.response_timeout - 1) == []
     (last,) = p.flush()
     assert last.key == "dup" and last.candidate is None and p.waiting == 0
+
+
+def _task_events(leg: Leg, *statuses: str) -> list[Exchange]:
+    obs = [Observation(t=t, conn="c1", dir=Direction.S2C, kind=Kind.WS_TEXT, leg=leg,
+                       data=f'{{"type":"event","event":"task","payload":{{"task":{{"status":"{s}"}}}}}}')
+           for t, s in enumerate(statuses)]
+    return correlate(obs, OPENCLAW)
+
+
+def test_progress_updates_are_skipped_and_final_events_pair_whatever_their_number() -> None:
+    """A/A: 6 running upserts in one legacy run, 5 in the next; only the completed upserts are paired."""
+    legacy = _task_events(L, *["running"] * 6, "completed")
+    candidate = _task_events(C, *["running"] * 5, "completed")
+    pairs = pair_exchanges(legacy, candidate, OPENCLAW)
+    assert [(p.key, p.legacy is not None, p.candidate is not None) for p in pairs] == [("event:task#1", True, True)]
+    streaming = Pairer(OPENCLAW)
+    joined = [pair for e in legacy + candidate if (pair := streaming.add(e)) is not None]
+    assert [p.key for p in joined] == ["event:task#1"] and streaming.skipped == 11 and streaming.waiting == 0
+    # a final state the candidate never sends is still a one-sided pair
+    alone = pair_exchanges(legacy, _task_events(C, "running"), OPENCLAW)
+    assert [(p.key, p.candidate is None) for p in alone] == [("event:task#1", True)]

@@ -3,6 +3,7 @@ write policies, SSE lifting, every rule carrying a reason."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -113,6 +114,13 @@ def test_seq_and_state_version_are_monotonic_not_compared() -> None:
          {"method": "gateway.identity.get"}),
         ({"payload": {"plugins": {"loaded": ["a", "b"]}, "channelOrder": ["x", "y"]}},
          {"payload": {"plugins": {"loaded": ["b", "a"]}, "channelOrder": ["y", "x"]}}, {}),
+        ({"payload": {"data": {"itemId": f"{UUID1}:1"}}}, {"payload": {"data": {"itemId": f"{UUID2}:1"}}},
+         {"event": "agent"}),
+        ({"payload": {"sessions": {"recent": [{"key": f"agent:main:cron:{UUID1}"}]}}},
+         {"payload": {"sessions": {"recent": [{"key": f"agent:main:cron:{UUID2}"}]}}}, {"method": "health"}),
+        ({"body": {"result": {"content": [{"type": "text", "text": f'{{"key": "agent:main:cron:{UUID1}"}}'}]}}},
+         {"body": {"result": {"content": [{"type": "text", "text": f'{{"key": "agent:main:cron:{UUID2}"}}'}]}}},
+         {"route": "POST /tools/invoke"}),
     ],
 )
 def test_volatile_pairs_normalize_equal(a: Any, b: Any, ctx: dict[str, str]) -> None:
@@ -131,6 +139,11 @@ def test_volatile_pairs_normalize_equal(a: Any, b: Any, ctx: dict[str, str]) -> 
         ({"close": {"code": 1008, "reason": "device identity required"}},
          {"close": {"code": 1008, "reason": "pairing required"}}, {}),
         ({"body": {"error": "text required"}}, {"body": {"error": "message required"}}, {}),
+        # the item ordinal after the run uuid, and a session key's kind and agent, are still compared
+        ({"payload": {"data": {"itemId": f"{UUID1}:1"}}}, {"payload": {"data": {"itemId": f"{UUID2}:2"}}},
+         {"event": "agent"}),
+        ({"payload": {"key": f"agent:main:cron:{UUID1}"}}, {"payload": {"key": f"agent:ops:cron:{UUID2}"}}, {}),
+        ({"payload": {"key": f"agent:main:parity-{UUID1}"}}, {"payload": {"key": f"agent:main:parity-{UUID2}"}}, {}),
     ],
 )
 def test_real_differences_survive(a: Any, b: Any, ctx: dict[str, str]) -> None:
@@ -190,6 +203,9 @@ def test_classify_redact_profile_lookup_and_layering() -> None:
         get_profile("nope")
     layered = OPENCLAW.with_rules(())
     assert layered.rules == OPENCLAW.rules and layered is not OPENCLAW
+    for f in dataclasses.fields(Profile):  # every other field carries over (a forgotten one would reset to default)
+        if f.name not in ("rules", "_normalizer"):
+            assert getattr(layered, f.name) is getattr(OPENCLAW, f.name), f.name
     assert layered.normalizer is layered.normalizer
     prof = Profile(name="x", redactor=Redactor({"GW_TOKEN": "sekret"}))
     obs = Observation(t=0, conn="c", dir=Direction.C2S, kind=Kind.WS_TEXT, data='{"auth":{"token":"sekret"}}')
@@ -201,3 +217,19 @@ def test_base_profile_default_sse_lift_joins_data_per_type() -> None:
     prof = Profile(name="plain")
     events = (SseEvent(event="a", data="1"), SseEvent(event="b", data="x"), SseEvent(event="a", data="2"))
     assert prof.lift_sse(events) == {"a": "12", "b": "x"}
+
+
+def _event(name: str, payload: Any) -> Event:
+    frame = parse_frame(json.dumps({"type": "event", "event": name, "payload": payload}))
+    assert isinstance(frame, Event)
+    return frame
+
+
+def test_only_open_task_upserts_are_progress() -> None:
+    """A/A: the number of ``running`` task upserts varies run to run; the final upsert is still compared."""
+    assert OPENCLAW.progress(_event("task", {"action": "upserted", "task": {"id": UUID1, "status": "running"}}))
+    assert OPENCLAW.progress(_event("task", {"action": "upserted", "task": {"id": UUID1, "status": "queued"}}))
+    for status in ("completed", "failed", "cancelled", "timed_out", None):
+        assert not OPENCLAW.progress(_event("task", {"action": "upserted", "task": {"id": UUID1, "status": status}}))
+    assert not OPENCLAW.progress(_event("agent", {"task": {"status": "running"}}))  # another event name
+    assert not OPENCLAW.progress(_event("task", "running"))  # a malformed payload is compared, never skipped

@@ -49,6 +49,10 @@ def _default_lift_sse(events: tuple[SseEvent, ...]) -> Json:
     return {k: "".join(v) for k, v in out.items()}
 
 
+def _never(_event: Event) -> bool:
+    return False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
     """A protocol profile (selected by name, e.g. ``openclaw``).
@@ -58,6 +62,9 @@ class Profile:
         rules: normalization rules (see :mod:`wire.normalize`), each with a reason.
         multi_response: methods that may answer one request id with one or two ``res`` frames.
         timer_events: event names sent on timers or by background work: excluded from pairing and diffing.
+        progress: says which events are intermediate progress updates (their number depends on timing, e.g. a
+            task's ``running`` upserts): keyed apart (``progress:<name>#<k>``) and excluded from pairing like
+            timer events, so the final-state events of that name keep stable ordinals and are still compared.
         event_window: seconds an unsolicited event waits for its counterpart on the other leg.
         response_timeout: seconds a request waits for a response before it is reported as timed out.
         methods: known WS method names (bounded labels); others are labelled ``other``.
@@ -80,6 +87,7 @@ class Profile:
     write_policies: tuple[tuple[str, WritePolicy], ...] = ()
     default_write_policy: WritePolicy = WritePolicy.MIRROR
     lift_sse: Callable[[tuple[SseEvent, ...]], Json] = _default_lift_sse
+    progress: Callable[[Event], bool] = _never
     redactor: Redactor = field(default_factory=Redactor)
     _normalizer: list[Normalizer] = field(default_factory=list, compare=False, repr=False)
 
@@ -147,6 +155,7 @@ class Profile:
             write_policies=self.write_policies,
             default_write_policy=self.default_write_policy,
             lift_sse=self.lift_sse,
+            progress=self.progress,
             redactor=self.redactor,
         )
 

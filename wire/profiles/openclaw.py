@@ -22,17 +22,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wire.model import Json, SseEvent
+from wire.model import Event, Json, SseEvent
 from wire.normalize import AsSet, Drop, Mask, Monotonic, Regex, Rule, When
 from wire.profiles._openclaw_catalogue import EVENTS, METHODS
 from wire.profiles.base import Profile, RouteSpec, WritePolicy
 
-__all__ = ["OPENCLAW", "TIMER_EVENTS", "get_profile", "lift_sse"]
+__all__ = ["OPENCLAW", "TIMER_EVENTS", "get_profile", "lift_sse", "task_progress"]
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 #: ref §2.7 / §8 "Timers": arrive on timers or from background work; never compared by position.
 TIMER_EVENTS = frozenset({"tick", "health", "heartbeat", "presence", "chat.metadata.changed", "skills.changed"})
+
+#: Task ledger statuses that are not final (legacy docs/gateway/protocol/ledgers.md, TaskSummary ``status``).
+_TASK_OPEN = frozenset({"queued", "running"})
+
+
+def task_progress(event: Event) -> bool:
+    """A ``task`` upsert of a task still queued or running: a progress update, not compared.
+
+    A/A evidence: one agent run gave 6 ``running`` upserts before its ``completed`` one in one legacy run and 5
+    in the next (the ledger writes one per activity change: ``lastActivity``, ``execution.state``), so paired by
+    ordinal they shifted and the final upsert showed as missing. The final-state upsert is still compared.
+    """
+    if event.event != "task":
+        return False
+    payload = event.value.get("payload")
+    task = payload.get("task") if isinstance(payload, dict) else None
+    return isinstance(task, dict) and task.get("status") in _TASK_OPEN
 
 
 def _masks(prefix: str, names: str, reason: str) -> tuple[Rule, ...]:
@@ -115,8 +132,10 @@ _ANYWHERE: tuple[Rule, ...] = (
     Mask("**.usage.*", "ref §8: usage token counts"),
     *(
         Regex(f"**.{k}", f"^{_UUID}$", "<uuid>", "ref §8 'Identifiers': random ids (runId for hooks, sessionId, ...)")
-        for k in ("runId", "sessionId", "itemId", "item_id", "requestId", "taskId", "sourceId", "turnId")
+        for k in ("runId", "sessionId", "item_id", "requestId", "taskId", "sourceId", "turnId")
     ),
+    Regex("**.itemId", rf"^{_UUID}(?=(?::\d+)?$)", "<uuid>", "ref §8 'Identifiers': item ids <uuid> and <run uuid>:<n> (A/A)"),
+    Regex("**.key", rf"(?<=:cron:){_UUID}", "<uuid>", "ref §8 'Identifiers': cron run session keys agent:<id>:cron:<uuid> (A/A)"),
     *(
         Regex(
             f"**.{k}", rf"^(chatcmpl|resp|msg|call)_{_UUID}$", r"\1_<uuid>", "ref §8: chatcmpl_/resp_/msg_/call_<uuid>"
@@ -198,6 +217,18 @@ _HTTP: tuple[Rule, ...] = (
         route="POST /v1/*",
         reason="ref §4.2: OpenAI-compatible timestamps",
         rules=(Mask("body.created", "ref §8: created (unix s)"),),
+    ),
+    When(
+        route="POST /tools/invoke",
+        reason="ref §4.2: tool results carry their JSON as text",
+        rules=(
+            Regex(
+                "body.result.content.*.text",
+                rf"(?<=:cron:){_UUID}",
+                "<uuid>",
+                "ref §8 'Identifiers': cron run session keys inside the sessions_list tool's JSON text (A/A)",
+            ),
+        ),
     ),
 )
 
@@ -301,6 +332,7 @@ OPENCLAW = Profile(
     write_policies=_WRITE_POLICIES,
     default_write_policy=WritePolicy.MIRROR,
     lift_sse=lift_sse,
+    progress=task_progress,
 )
 
 
