@@ -7,6 +7,11 @@ Imports the stdlib, PyYAML and ``recorder.scenario``.
 
 Statuses: ``covered`` (the item lists scenarios), ``partial`` (scenarios plus a ``why`` saying what is not
 covered), ``not-coverable`` (no scenarios; ``why`` required).
+
+A gap may list ``sigs``: the mismatch signatures it explains, each ``"<group> <signature path glob>"`` (the
+group is the method, event or route template; ``*`` in the glob spans dots), e.g.
+``"connect payload.features.methods.*"``; its ``scenarios`` (optional) limit them to those scenarios. The golden replay against pyclaw (tests/gateway/test_gw_golden.py)
+fails on any difference no gap's ``sigs`` explains, so the list of known differences cannot go stale silently.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +61,14 @@ class Gap:
     pyclaw: str
     status: str = "open"
     why: str = ""
+    sigs: tuple[tuple[str, str], ...] = ()  # (group, signature path glob)
+    scenarios: tuple[str, ...] = ()  # when set, the sigs explain differences in these scenarios only
+
+    def explains(self, group: str, path: str, scenario: str | None = None) -> bool:
+        """Whether this gap names the mismatch signature ``(group, path)`` (seen in ``scenario``)."""
+        if self.scenarios and scenario not in self.scenarios:
+            return False
+        return any(group == g and fnmatchcase(path, glob) for g, glob in self.sigs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,10 @@ class Checklist:
     sections: tuple[tuple[str, str], ...]  # (id, title)
     items: tuple[Item, ...]
     gaps: tuple[Gap, ...] = ()
+
+    def gap_for(self, group: str, path: str, scenario: str | None = None) -> Gap | None:
+        """The first gap whose ``sigs`` name ``(group, path)`` in ``scenario``, else ``None``."""
+        return next((g for g in self.gaps if g.explains(group, path, scenario)), None)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -77,6 +95,28 @@ def _str(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -
     if not isinstance(v, str | int | float) or isinstance(v, bool) or (required and str(v) == ""):
         raise ConfigError(f"{where}.{key}: expected a non-empty string, got {v!r}")
     return str(v)
+
+
+def _scenario_ids(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s for s in raw):
+        raise ConfigError(f"{where}: expected a list of scenario ids")
+    return tuple(raw)
+
+
+def _sigs(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise ConfigError(f"{where}: expected a list of \"<group> <signature path glob>\" strings")
+    out = []
+    for k, sig in enumerate(raw):
+        group, sep, glob = sig.strip().rpartition(" ")
+        if not sep or not group or not glob:
+            raise ConfigError(f"{where}[{k}]: expected \"<group> <signature path glob>\", got {sig!r}")
+        out.append((group, glob))
+    return tuple(out)
 
 
 def load_checklist(path: Path = DEFAULT_YAML) -> Checklist:
@@ -126,19 +166,24 @@ def load_checklist(path: Path = DEFAULT_YAML) -> Checklist:
         w = f"gaps[{k}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{w}: expected a mapping")
+        unknown = set(raw) - {"item", "field", "legacy", "pyclaw", "status", "why", "sigs", "scenarios"}
+        if unknown:
+            raise ConfigError(f"{w}: unknown keys {sorted(unknown)}")
         gaps.append(Gap(item=_str(raw, "item", w), field=_str(raw, "field", w), legacy=_str(raw, "legacy", w),
                         pyclaw=_str(raw, "pyclaw", w), status=_str(raw, "status", w, required=False) or "open",
-                        why=_str(raw, "why", w, required=False)))
+                        why=_str(raw, "why", w, required=False), sigs=_sigs(raw.get("sigs"), f"{w}.sigs"),
+                        scenarios=_scenario_ids(raw.get("scenarios"), f"{w}.scenarios")))
     return Checklist(sections=tuple(sections), items=tuple(items), gaps=tuple(gaps))
 
 
 def check(checklist: Checklist, scenario_ids: Iterable[str]) -> list[str]:
-    """Problems: items citing scenario ids that do not exist, gaps naming unknown items."""
+    """Problems: items or gaps citing scenario ids that do not exist, gaps naming unknown items."""
     known = set(scenario_ids)
     item_ids = {it.id for it in checklist.items}
     problems = [f"item {it.id}: unknown scenario {s!r}" for it in checklist.items for s in it.scenarios
                 if s not in known]
     problems += [f"gap {g.field}: unknown checklist item {g.item!r}" for g in checklist.gaps if g.item not in item_ids]
+    problems += [f"gap {g.field}: unknown scenario {s!r}" for g in checklist.gaps for s in g.scenarios if s not in known]
     return problems
 
 
@@ -167,7 +212,10 @@ def render(checklist: Checklist) -> str:
                 evidence = f"{evidence} — {it.why}" if evidence else it.why
             lines.append(f"| `{it.id}` | {_cell(it.item)} | {_cell(it.ref)} | {it.status} | {_cell(evidence)} |")
         lines.append("")
-    lines += [GAPS_HEADING, "", "<!-- Generated from the `gaps:` list of docs/compatibility.yaml. -->", ""]
+    lines += [GAPS_HEADING, "", "<!-- Generated from the `gaps:` list of docs/compatibility.yaml. -->", "",
+              "Each gap lists the mismatch signatures it explains (`sigs` in docs/compatibility.yaml). "
+              "`tests/gateway/test_gw_golden.py` replays every golden trace against the legacy and pyclaw (same "
+              "config file) and fails on any difference no gap explains; it prints scenario and field parity.", ""]
     if checklist.gaps:
         lines += ["| item | field | legacy | pyclaw | status | why |", "|---|---|---|---|---|---|"]
         lines += [f"| `{g.item}` | `{_cell(g.field)}` | {_cell(g.legacy)} | {_cell(g.pyclaw)} | {g.status} | "

@@ -61,9 +61,34 @@ def test_stale_markdown_fails_the_check(tmp_path: Path) -> None:
     ("sections:\n  - {id: s, title: S, items: [{id: a, item: x, scenarios: [b]}, {id: a, item: y, scenarios: [b]}]}\n",
      "sections[0].items[1].id: duplicate item id"),
     ("sections:\n  - {id: s, title: S, items: [{id: a, item: x, scenarios: [b], colour: red}]}\n", "unknown keys"),
+    ("sections: []\ngaps:\n  - {item: a, field: f, legacy: x, pyclaw: y, sigs: [nospace]}\n", "gaps[0].sigs[0]"),
+    ("sections: []\ngaps:\n  - {item: a, field: f, legacy: x, pyclaw: y, sigs: status}\n", "gaps[0].sigs: expected a list"),
+    ("sections: []\ngaps:\n  - {item: a, field: f, legacy: x, pyclaw: y, scenarios: [1]}\n", "gaps[0].scenarios"),
+    ("sections: []\ngaps:\n  - {item: a, field: f, legacy: x, pyclaw: y, colour: red}\n", "gaps[0]: unknown keys"),
 ])
 def test_malformed_checklist_names_the_key_path(tmp_path: Path, body: str, message: str) -> None:
     y = tmp_path / "c.yaml"
     y.write_text(body)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_checklist(y)
+
+
+def test_gap_sigs_explain_signatures_by_group_and_glob_within_their_scenarios(tmp_path: Path) -> None:
+    y = tmp_path / "c.yaml"
+    y.write_text("sections: []\ngaps:\n"
+                 "  - {item: a, field: f, legacy: x, pyclaw: y, sigs: ['connect payload.features.*', 'GET /<spa> body']}\n"
+                 "  - {item: b, field: g, legacy: x, pyclaw: y, sigs: ['<close> close.reason'], scenarios: [s1]}\n")
+    cl = load_checklist(y)
+    assert cl.gap_for("connect", "payload.features.methods.*") is cl.gaps[0]
+    assert cl.gap_for("GET /<spa>", "body") is cl.gaps[0]  # a route template with a space is one group
+    assert cl.gap_for("health", "payload.features.methods.*") is None  # another group
+    assert cl.gap_for("connect", "payload.auth.role") is None  # outside the glob
+    assert cl.gap_for("<close>", "close.reason", "s1") is cl.gaps[1]
+    assert cl.gap_for("<close>", "close.reason", "s2") is None  # the gap is scoped to s1
+    assert check(cl, ["s2"])[-1:] == ["gap g: unknown scenario 's1'"]
+
+
+def test_every_gap_of_the_project_checklist_names_its_signatures() -> None:
+    """The golden replay against pyclaw matches its differences to these; a gap without sigs could not be."""
+    cl = load_checklist(DEFAULT_YAML)
+    assert cl.gaps and all(g.sigs for g in cl.gaps), [g.field for g in cl.gaps if not g.sigs]

@@ -118,6 +118,8 @@ def test_seq_and_state_version_are_monotonic_not_compared() -> None:
          {"event": "agent"}),
         ({"payload": {"sessions": {"recent": [{"key": f"agent:main:cron:{UUID1}"}]}}},
          {"payload": {"sessions": {"recent": [{"key": f"agent:main:cron:{UUID2}"}]}}}, {"method": "health"}),
+        ({"payload": {"sessions": {"recent": [{"flags": ["system", f"id:{UUID1}"]}]}}},
+         {"payload": {"sessions": {"recent": [{"flags": ["system", f"id:{UUID2}"]}]}}}, {"method": "status"}),
         ({"body": {"result": {"content": [{"type": "text", "text": f'{{"key": "agent:main:cron:{UUID1}"}}'}]}}},
          {"body": {"result": {"content": [{"type": "text", "text": f'{{"key": "agent:main:cron:{UUID2}"}}'}]}}},
          {"route": "POST /tools/invoke"}),
@@ -144,6 +146,7 @@ def test_volatile_pairs_normalize_equal(a: Any, b: Any, ctx: dict[str, str]) -> 
          {"event": "agent"}),
         ({"payload": {"key": f"agent:main:cron:{UUID1}"}}, {"payload": {"key": f"agent:ops:cron:{UUID2}"}}, {}),
         ({"payload": {"key": f"agent:main:parity-{UUID1}"}}, {"payload": {"key": f"agent:main:parity-{UUID2}"}}, {}),
+        ({"payload": {"flags": [f"id:{UUID1}"]}}, {"payload": {"flags": ["system", f"id:{UUID2}"]}}, {}),
     ],
 )
 def test_real_differences_survive(a: Any, b: Any, ctx: dict[str, str]) -> None:

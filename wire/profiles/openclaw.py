@@ -135,6 +135,7 @@ _ANYWHERE: tuple[Rule, ...] = (
         for k in ("runId", "sessionId", "item_id", "requestId", "taskId", "sourceId", "turnId")
     ),
     Regex("**.itemId", rf"^{_UUID}(?=(?::\d+)?$)", "<uuid>", "ref §8 'Identifiers': item ids <uuid> and <run uuid>:<n> (A/A)"),
+    Regex("**.flags.*", rf"^id:{_UUID}$", "id:<uuid>", "ref §8 'Identifiers': status session flag id:<sessionId> (A/A)"),
     Regex("**.key", rf"(?<=:cron:){_UUID}", "<uuid>", "ref §8 'Identifiers': cron run session keys agent:<id>:cron:<uuid> (A/A)"),
     *(
         Regex(
