@@ -53,6 +53,7 @@ from recorder.format import Trace, TraceHeader
 from recorder.target import Target
 from wire.errors import UpstreamError
 from wire.model import Direction, Kind, Leg, Observation
+from wire.profiles.openclaw import is_task_progress
 from wire.redact import Redactor
 
 logger = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def _signature(frame_json: Any) -> tuple[str, ...] | None:
         return ("res", str(frame_json.get("id")))
     if frame_json.get("type") == "event":
         name = str(frame_json.get("event"))
-        if name in TIMER_EVENTS:
+        if name in TIMER_EVENTS or is_task_progress(frame_json):  # their number varies run to run: never waited for
             return None
         payload = frame_json.get("payload")
         sub = ""

@@ -1,8 +1,10 @@
 """Pairing the legs of one client request, the shadow pipeline's ``pair`` stage state.
 
 Owns :class:`Joined` (a resolved comparison unit) and :class:`Pairer`: HTTP by exchange id, WS ``res`` by request
-id (and response index), WS events by name within a window; only what was mirrored is waited for. Pure state, no
-I/O. May import: stdlib, ``wire``.
+id (and response index), WS events by name within a window; only what was mirrored is waited for. Timer events
+and progress updates (``profile.timer_events``, ``profile.progress``) are never paired, and not counted here (the
+replay's batch pairer counts them in ``wire.pairing.Pairer.skipped``). Pure state, no I/O. May import: stdlib,
+``wire``.
 """
 
 from __future__ import annotations
@@ -146,7 +148,8 @@ class Pairer:
             if key not in self.pending:
                 self._add(key, _Half(route, "ws", obs.t))
             return key
-        if isinstance(frame, Event) and frame.event not in self.profile.timer_events and not self.profile.progress(frame):
+        if isinstance(frame, Event) and frame.event not in self.profile.timer_events \
+                and not self.profile.progress(frame):  # timer events and progress updates are never paired
             route = self.profile.event_label(frame.event)
             per = self._events.setdefault((obs.conn, frame.event), {Leg.LEGACY: deque(), Leg.CANDIDATE: deque()})
             other = Leg.CANDIDATE if obs.leg is Leg.LEGACY else Leg.LEGACY

@@ -308,7 +308,8 @@ class Exchange:
         leg: the runtime it was seen on.
         conn: connection id (the session key used for pairing).
         key: request key within the connection: the WS request id, ``http#<n>`` for the n-th HTTP exchange,
-            ``event:<name>#<k>`` for the k-th unsolicited event of that name, ``close``, ``other#<k>``.
+            ``event:<name>#<k>`` for the k-th unsolicited event of that name, ``progress:<name>#<k>`` for the
+            k-th progress update of that name (``Profile.progress``), ``close``, ``other#<k>``.
         kind: see :class:`ExchangeKind`.
         group: bounded label for reports: the method, route template or event name.
         request: the request (``None`` for unsolicited frames and closes).

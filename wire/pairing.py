@@ -33,8 +33,10 @@ def _skipped(ex: Exchange, profile: Profile) -> bool:
     """A timer event or a progress update: never paired, never compared."""
     if ex.kind is not ExchangeKind.EVENT:
         return False
+    if ex.key.startswith("progress:"):
+        return True
     name = _event_name(ex)
-    return name in profile.timer_events if name is not None else ex.key.startswith("progress:")
+    return name is not None and name in profile.timer_events
 
 
 def _make(legacy: Exchange | None, candidate: Exchange | None, scenario: str | None) -> Pair:

@@ -36,6 +36,8 @@ class ToyGateway:
     nonces: list[str] = field(default_factory=list)
     #: ``tasked``: None sends its ``task`` event before the ``res``; a number sends it that long after the ``res``.
     task_after_s: float | None = None
+    #: ``tasked``: how many ``running`` upserts of the task come first (progress updates, right away).
+    task_running: int = 0
 
 
 GW_KEY: web.AppKey[ToyGateway] = web.AppKey("gw")
@@ -102,7 +104,11 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
             await asyncio.sleep(0.5)  # longer than the replayer's quiet window
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "ok"}}))
         elif method == "tasked":  # a background event that may trail the answer, like the legacy's task events
-            task = json.dumps({"type": "event", "event": "task", "payload": {"action": "upserted"}})
+            task = json.dumps({"type": "event", "event": "task",
+                               "payload": {"action": "upserted", "task": {"status": "completed"}}})
+            for _ in range(gw.task_running):
+                await ws.send_str(json.dumps({"type": "event", "event": "task",
+                                              "payload": {"action": "upserted", "task": {"status": "running"}}}))
             if gw.task_after_s is None:
                 await ws.send_str(task)
             await ws.send_str(json.dumps({"type": "res", "id": frame["id"], "ok": True, "payload": {"status": "ok"}}))

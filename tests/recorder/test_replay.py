@@ -140,6 +140,24 @@ async def test_an_expected_event_trailing_the_last_answer_is_still_captured(toy:
     assert tasks[0].t < close.t  # captured under its step, before the replay closed the connection
 
 
+async def test_progress_upserts_do_not_stand_in_for_the_final_one(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    # Recorded: one completed task upsert. Replayed on a target that first sends 3 running upserts (progress
+    # updates, whose number varies run to run) and the completed one 1 s after the res: the running ones must not
+    # count as the expected task event, or the replay closes before the completed one arrives.
+    sc = parse_text("scenarios:\n  - id: t\n    steps:\n      - ws_connect: {conn: c1}\n"
+                    "      - ws_rpc: {conn: c1, method: tasked, id: t1}\n"
+                    "      - ws_close: {conn: c1}\n", "t.yaml")[0]
+    buf = io.StringIO()
+    assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
+    toy_b.task_running, toy_b.task_after_s = 3, 1.0
+    out = await replay_trace(read_trace(io.StringIO(buf.getvalue())), Target(url=toy_b.url, token=toy_b.token),
+                             leg=Leg.CANDIDATE)
+    close = next(o for o in out.observations if o.dir is Direction.C2S and o.kind is Kind.WS_CLOSE)
+    tasks = [o for o in out.observations if o.dir is Direction.S2C and '"task"' in (o.data or "")]
+    assert ['"completed"' in (o.data or "") for o in tasks] == [False, False, False, True]
+    assert tasks[-1].t < close.t  # the completed upsert was waited for
+
+
 # --- against the real legacy -------------------------------------------------------------------------------------
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

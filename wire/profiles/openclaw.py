@@ -27,7 +27,7 @@ from wire.normalize import AsSet, Drop, Mask, Monotonic, Regex, Rule, When
 from wire.profiles._openclaw_catalogue import EVENTS, METHODS
 from wire.profiles.base import Profile, RouteSpec, WritePolicy
 
-__all__ = ["OPENCLAW", "TIMER_EVENTS", "get_profile", "lift_sse", "task_progress"]
+__all__ = ["OPENCLAW", "TIMER_EVENTS", "get_profile", "is_task_progress", "lift_sse", "task_progress"]
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -39,15 +39,20 @@ _TASK_OPEN = frozenset({"queued", "running"})
 
 
 def task_progress(event: Event) -> bool:
+    """:func:`is_task_progress` of a parsed event frame (the profile's ``progress`` hook)."""
+    return is_task_progress(event.value)
+
+
+def is_task_progress(frame: Any) -> bool:
     """A ``task`` upsert of a task still queued or running: a progress update, not compared.
 
     A/A evidence: one agent run gave 6 ``running`` upserts before its ``completed`` one in one legacy run and 5
     in the next (the ledger writes one per activity change: ``lastActivity``, ``execution.state``), so paired by
     ordinal they shifted and the final upsert showed as missing. The final-state upsert is still compared.
     """
-    if event.event != "task":
+    if not isinstance(frame, dict) or frame.get("type") != "event" or frame.get("event") != "task":
         return False
-    payload = event.value.get("payload")
+    payload = frame.get("payload")
     task = payload.get("task") if isinstance(payload, dict) else None
     return isinstance(task, dict) and task.get("status") in _TASK_OPEN
 
@@ -134,9 +139,12 @@ _ANYWHERE: tuple[Rule, ...] = (
         Regex(f"**.{k}", f"^{_UUID}$", "<uuid>", "ref §8 'Identifiers': random ids (runId for hooks, sessionId, ...)")
         for k in ("runId", "sessionId", "item_id", "requestId", "taskId", "sourceId", "turnId")
     ),
-    Regex("**.itemId", rf"^{_UUID}(?=(?::\d+)?$)", "<uuid>", "ref §8 'Identifiers': item ids <uuid> and <run uuid>:<n> (A/A)"),
+    Regex("**.itemId", rf"^{_UUID}(?=(?::\d+)?$)", "<uuid>",
+          "ref §8 'Identifiers': item ids <uuid> and <run uuid>:<n> (A/A)"),
     Regex("**.flags.*", rf"^id:{_UUID}$", "id:<uuid>", "ref §8 'Identifiers': status session flag id:<sessionId> (A/A)"),
-    Regex("**.key", rf"(?<=:cron:){_UUID}", "<uuid>", "ref §8 'Identifiers': cron run session keys agent:<id>:cron:<uuid> (A/A)"),
+    Regex("**.key", rf"(?<=:cron:){_UUID}", "<uuid>",
+          "ref §8 'Identifiers': cron run session keys agent:<id>:cron:<uuid> (A/A); the uuid is per run, so which "
+          "cron job a run belongs to is not compared through the key"),
     *(
         Regex(
             f"**.{k}", rf"^(chatcmpl|resp|msg|call)_{_UUID}$", r"\1_<uuid>", "ref §8: chatcmpl_/resp_/msg_/call_<uuid>"
@@ -218,18 +226,6 @@ _HTTP: tuple[Rule, ...] = (
         route="POST /v1/*",
         reason="ref §4.2: OpenAI-compatible timestamps",
         rules=(Mask("body.created", "ref §8: created (unix s)"),),
-    ),
-    When(
-        route="POST /tools/invoke",
-        reason="ref §4.2: tool results carry their JSON as text",
-        rules=(
-            Regex(
-                "body.result.content.*.text",
-                rf"(?<=:cron:){_UUID}",
-                "<uuid>",
-                "ref §8 'Identifiers': cron run session keys inside the sessions_list tool's JSON text (A/A)",
-            ),
-        ),
     ),
 )
 
