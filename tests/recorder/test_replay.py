@@ -15,7 +15,7 @@ from recorder.runner import run_scenario
 from recorder.scenario import parse_text
 from recorder.target import Target
 from tests.recorder.conftest import ToyGateway
-from wire.model import Direction, Kind, Leg
+from wire.model import Direction, Kind, Leg, Observation
 
 STEPS = """\
 scenarios:
@@ -122,9 +122,9 @@ async def test_replay_waits_for_every_answer_the_recording_got(toy: ToyGateway, 
     assert answers == ["s3", "s3"]  # both answers arrived before the close was sent, under the expect step
 
 
-async def test_an_expected_event_trailing_the_last_answer_is_still_captured(toy: ToyGateway, toy_b: ToyGateway) -> None:
-    # Recorded: task event, then res. Replayed on a target that sends the task event 1 s AFTER the res (what the
-    # legacy's agent runs do on a loaded machine): the replay must not end the step at the res.
+async def _tasked_replay(toy: ToyGateway, toy_b: ToyGateway) -> tuple[list[Observation], Observation]:
+    """Record connect / ``tasked`` / close on ``toy`` (one completed task upsert before the res), replay it on
+    ``toy_b``; returns the replayed task events and the replayer's close."""
     sc = parse_text("scenarios:\n  - id: t\n    steps:\n      - ws_connect: {conn: c1}\n"
                     "      - ws_rpc: {conn: c1, method: tasked, id: t1}\n"
                     "      - ws_close: {conn: c1}\n", "t.yaml")[0]
@@ -132,28 +132,27 @@ async def test_an_expected_event_trailing_the_last_answer_is_still_captured(toy:
     assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
     recorded = read_trace(io.StringIO(buf.getvalue()))
     assert sum('"task"' in (o.data or "") for o in recorded.observations) == 1
-    toy_b.task_after_s = 1.0
     out = await replay_trace(recorded, Target(url=toy_b.url, token=toy_b.token), leg=Leg.CANDIDATE)
     tasks = [o for o in out.observations if o.dir is Direction.S2C and '"task"' in (o.data or "")]
-    assert len(tasks) == 1
     close = next(o for o in out.observations if o.dir is Direction.C2S and o.kind is Kind.WS_CLOSE)
+    return tasks, close
+
+
+async def test_an_expected_event_trailing_the_last_answer_is_still_captured(toy: ToyGateway, toy_b: ToyGateway) -> None:
+    # Replayed on a target that sends the task event 1 s AFTER the res (what the legacy's agent runs do on a
+    # loaded machine): the replay must not end the step at the res.
+    toy_b.task_after_s = 1.0
+    tasks, close = await _tasked_replay(toy, toy_b)
+    assert len(tasks) == 1
     assert tasks[0].t < close.t  # captured under its step, before the replay closed the connection
 
 
 async def test_progress_upserts_do_not_stand_in_for_the_final_one(toy: ToyGateway, toy_b: ToyGateway) -> None:
-    # Recorded: one completed task upsert. Replayed on a target that first sends 3 running upserts (progress
-    # updates, whose number varies run to run) and the completed one 1 s after the res: the running ones must not
-    # count as the expected task event, or the replay closes before the completed one arrives.
-    sc = parse_text("scenarios:\n  - id: t\n    steps:\n      - ws_connect: {conn: c1}\n"
-                    "      - ws_rpc: {conn: c1, method: tasked, id: t1}\n"
-                    "      - ws_close: {conn: c1}\n", "t.yaml")[0]
-    buf = io.StringIO()
-    assert (await run_scenario(sc, Target(url=toy.url, token=toy.token), stream=buf)).ok
+    # Replayed on a target that first sends 3 running upserts (progress updates, whose number varies run to run)
+    # and the completed one 1 s after the res: the running ones must not count as the expected task event, or the
+    # replay closes before the completed one arrives.
     toy_b.task_running, toy_b.task_after_s = 3, 1.0
-    out = await replay_trace(read_trace(io.StringIO(buf.getvalue())), Target(url=toy_b.url, token=toy_b.token),
-                             leg=Leg.CANDIDATE)
-    close = next(o for o in out.observations if o.dir is Direction.C2S and o.kind is Kind.WS_CLOSE)
-    tasks = [o for o in out.observations if o.dir is Direction.S2C and '"task"' in (o.data or "")]
+    tasks, close = await _tasked_replay(toy, toy_b)
     assert ['"completed"' in (o.data or "") for o in tasks] == [False, False, False, True]
     assert tasks[-1].t < close.t  # the completed upsert was waited for
 
