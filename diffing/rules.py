@@ -6,7 +6,7 @@ and the rule (``rules.toml: rules[2].path: empty segment ...``; YAML syntax erro
 File shape (TOML; YAML is the same structure)::
 
     [[rules]]
-    kind = "mask"                 # drop mask regex as_set sort_list round tolerance monotonic rename when
+    kind = "mask"                 # drop mask regex as_set sort_list round tolerance monotonic rename json_text when
     path = "payload.server.connId"
     reason = "why this field is volatile (cite the reference section)"
 
@@ -28,20 +28,7 @@ from typing import Any
 import yaml
 
 from wire.errors import ConfigError
-from wire.normalize import (
-    AsSet,
-    Drop,
-    Mask,
-    Monotonic,
-    Regex,
-    Rename,
-    Round,
-    Rule,
-    SortList,
-    Tolerance,
-    When,
-    rule_from_mapping,
-)
+from wire.normalize import Rule, When, kind_name, rule_from_mapping
 
 __all__ = ["dump_rules_toml", "load_rules", "rules_from_data"]
 
@@ -86,17 +73,6 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     return rules_from_data(data, str(p))
 
 
-_KIND_NAMES: dict[type, str] = {
-    Drop: "drop",
-    Mask: "mask",
-    Regex: "regex",
-    AsSet: "as_set",
-    SortList: "sort_list",
-    Round: "round",
-    Tolerance: "tolerance",
-    Monotonic: "monotonic",
-    Rename: "rename",
-}
 
 
 def _toml_value(v: Any) -> str:
@@ -112,7 +88,7 @@ def _rule_table(rule: Rule) -> dict[str, Any]:
         d["reason"] = rule.reason
         d["rules"] = [_rule_table(r) for r in rule.rules]
         return d
-    d = {"kind": _KIND_NAMES[type(rule)]}
+    d = {"kind": kind_name(rule)}
     for name in rule.__dataclass_fields__:
         value = getattr(rule, name)
         if value is not None:

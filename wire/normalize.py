@@ -15,6 +15,8 @@ rule hid which field):
 ``Tolerance``   numbers compared with ``abs``/``rel`` tolerance (taken out of the document; see :class:`Normalized`)
 ``Monotonic``   counters (``seq``, ``stateVersion.*``) taken out and checked for monotonicity per connection
 ``Rename``      rename the key to ``to``
+``JsonText``    a string holding a JSON object or array is parsed and normalized by the same rules (same context),
+                so it is compared field by field (a tool result's JSON text); other strings stay as they are
 ``When``        nested rules applied only when the method / route / event matches (``fnmatch`` globs)
 ==============  ===============================================================================================
 
@@ -51,12 +53,14 @@ __all__ = [
     "Rename",
     "Round",
     "Rule",
+    "JsonText",
     "SortList",
     "Tolerance",
     "When",
     "apply",
     "canonical_text",
     "json_type",
+    "kind_name",
     "numeric_normal",
     "parse_path",
     "rule_from_mapping",
@@ -133,6 +137,12 @@ class Rename:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonText:
+    path: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class When:
     rules: tuple[Rule, ...]
     method: str | None = None
@@ -147,7 +157,8 @@ class When:
         return True
 
 
-Rule: TypeAlias = Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename | When
+Leaf: TypeAlias = Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename | JsonText
+Rule: TypeAlias = Leaf | When
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +188,8 @@ class Normalized:
     tolerant: dict[str, tuple[Json, Tolerance]] = field(default_factory=dict)
     monotonic: dict[str, Json] = field(default_factory=dict)
     hidden: list[tuple[str, Rule]] = field(default_factory=list)
+    #: parses and normalizes a JSON text with the same rules and context (``JsonText``); set by the normalizer
+    inner: Callable[[str], Normalized | None] | None = field(default=None, repr=False)
 
 
 # --- paths ----------------------------------------------------------------------------------------------------
@@ -308,13 +321,14 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "_lits", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "_json_text", "_lits", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
         self._lits: dict[Context, frozenset[str]] = {}
+        self._json_text: dict[Context, bool] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -342,6 +356,7 @@ class Normalizer:
                 triggers = [t for _, _, t in step.items] if isinstance(step, _Group) else [step[2]]
                 lits.update(t for t in triggers if t is not None and _trigger_test(t)[0] == _LIT)
             self._lits[ctx] = frozenset(lits)
+            self._json_text[ctx] = any(isinstance(r, JsonText) for r in _active(self.rules, ctx))
             plan = self._by_ctx[ctx] = tuple(out)
         return plan
 
@@ -356,9 +371,11 @@ class Normalizer:
             raw: the document's raw text, if known: ``**`` rules whose key never occurs in it are skipped.
             track: record every (path, rule) hit in :attr:`Normalized.hidden`.
         """
-        result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
         plan = self._plan(ctx)
+        result = Normalized(value=doc)
+        if self._json_text[ctx]:
+            result.inner = lambda text: self._inner(text, ctx)
         # The plan's literal trigger keys that occur whole between two '"' of the raw text (one C-speed pass).
         pieces: frozenset[str] = frozenset() if raw is None else self._lits[ctx].intersection(raw.split('"'))
         for step in plan:
@@ -382,6 +399,16 @@ class Normalizer:
                 continue
             _visit(doc, segs, 0, (), _action(rule, result, track))
         return result
+
+    def _inner(self, text: str, ctx: Context) -> Normalized | None:
+        """A JSON object/array text parsed and normalized like the document around it; ``None`` if it is not one."""
+        if text.lstrip()[:1] not in ("{", "["):
+            return None
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return None
+        return self.normalize(doc, ctx, raw=text)
 
     @staticmethod
     def _present(trigger: str | None, raw: str | None, pieces: frozenset[str]) -> bool:
@@ -586,7 +613,7 @@ def _deep_keys(
 
 def _flatten(
     rules: Iterable[Rule],
-) -> Iterable[Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename]:
+) -> Iterable[Leaf]:
     for rule in rules:
         if isinstance(rule, When):
             yield from _flatten(rule.rules)
@@ -596,7 +623,7 @@ def _flatten(
 
 def _active(
     rules: Iterable[Rule], ctx: Context
-) -> Iterable[Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename]:
+) -> Iterable[Leaf]:
     for rule in rules:
         if isinstance(rule, When):
             if rule.matches(ctx):
@@ -707,6 +734,19 @@ def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
                 hit(p)
                 c[rule.to] = c.pop(k)
 
+    elif isinstance(rule, JsonText):
+
+        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
+            v = c[k]
+            if isinstance(v, str) and out.inner is not None:
+                new = out.inner(v)
+                if new is not None:
+                    hit(p)
+                    c[k] = new.value
+                    at = _dotted(p)  # the inner side values keep their place: compared like any other
+                    out.tolerant.update((f"{at}.{q}", tv) for q, tv in new.tolerant.items())
+                    out.monotonic.update((f"{at}.{q}", mv) for q, mv in new.monotonic.items())
+
     else:  # pragma: no cover - When is resolved by _active
         raise TypeError(f"not a rule: {rule!r}")
     return act
@@ -729,7 +769,16 @@ _KINDS: dict[str, type] = {
     "tolerance": Tolerance,
     "monotonic": Monotonic,
     "rename": Rename,
+    "json_text": JsonText,
 }
+
+
+_KIND_NAMES: dict[type, str] = {cls: name for name, cls in _KINDS.items()}
+
+
+def kind_name(rule: Rule) -> str:
+    """The rule's kind as rule files spell it (``mask``, ``json_text``, ``when``...)."""
+    return "when" if isinstance(rule, When) else _KIND_NAMES[type(rule)]
 
 
 def rule_from_mapping(d: dict[str, Any], where: str = "rule") -> Rule:

@@ -8,7 +8,21 @@ import pytest
 
 from diffing.rules import dump_rules_toml, load_rules, rules_from_data
 from wire.errors import ConfigError
-from wire.normalize import Context, Mask, Regex, Round, SortList, Tolerance, When, apply
+from wire.normalize import (
+    AsSet,
+    Context,
+    Drop,
+    JsonText,
+    Mask,
+    Monotonic,
+    Regex,
+    Rename,
+    Round,
+    SortList,
+    Tolerance,
+    When,
+    apply,
+)
 from wire.profiles.openclaw import OPENCLAW
 
 TOML = """
@@ -72,8 +86,9 @@ def test_missing_file() -> None:
 
 
 def test_dump_round_trips_every_kind(tmp_path: Path) -> None:
-    rules = (SortList("a", "k", "r"), Round("b", 2, "r"), Tolerance("c", 0.5, 0.1, "r"),
-             When(rules=(Mask("d", "r", "X"),), route="POST /hooks/*", event=None, reason="w"))
+    rules = (SortList("a", "k", "r"), Round("b", 2, "r"), Tolerance("c", 0.5, 0.1, "r"), Drop("e", "r"),
+             Regex("f", "^x(\\d)$", r"y\1", "r"), AsSet("g", "r"), Monotonic("h", "r"), Rename("i", "j", "r"),
+             JsonText("k.text", "r"), When(rules=(Mask("d", "r", "X"),), route="POST /hooks/*", event=None, reason="w"))
     (tmp_path / "x.toml").write_text(dump_rules_toml(rules))
     assert load_rules(tmp_path / "x.toml") == rules
     assert rules_from_data({"rules": []}, "src") == ()
