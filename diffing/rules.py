@@ -73,8 +73,6 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     return rules_from_data(data, str(p))
 
 
-
-
 def _toml_value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)  # JSON strings/numbers/bools are valid TOML basic values
 

@@ -45,6 +45,7 @@ __all__ = [
     "AsSet",
     "Context",
     "Drop",
+    "JsonText",
     "Mask",
     "Monotonic",
     "Normalized",
@@ -53,7 +54,6 @@ __all__ = [
     "Rename",
     "Round",
     "Rule",
-    "JsonText",
     "SortList",
     "Tolerance",
     "When",
@@ -611,9 +611,7 @@ def _deep_keys(
         walk_fast(doc)
 
 
-def _flatten(
-    rules: Iterable[Rule],
-) -> Iterable[Leaf]:
+def _flatten(rules: Iterable[Rule]) -> Iterable[Leaf]:
     for rule in rules:
         if isinstance(rule, When):
             yield from _flatten(rule.rules)
@@ -621,9 +619,7 @@ def _flatten(
             yield rule
 
 
-def _active(
-    rules: Iterable[Rule], ctx: Context
-) -> Iterable[Leaf]:
+def _active(rules: Iterable[Rule], ctx: Context) -> Iterable[Leaf]:
     for rule in rules:
         if isinstance(rule, When):
             if rule.matches(ctx):

@@ -159,8 +159,9 @@ async def test_every_token_mode_golden_scenario_differs_only_where_documented(
     # (sessions.count/recent) while pyclaw starts empty here; both must start from the same (empty) state
     seen = await _replay_against_pyclaw(legacy_factory("golden"), tmp_path, "token", fake_model.url)
     # A gap that is not timing-dependent and did not show any more was fixed: its sigs would now hide regressions.
-    assert NOT_IN_GOLDEN <= {g.field for g in load_checklist().gaps}
-    stale = [g.field for g in load_checklist().gaps if g.status != "environment" and g.field not in seen
+    gaps = load_checklist().gaps
+    assert NOT_IN_GOLDEN <= {g.field for g in gaps}
+    stale = [g.field for g in gaps if g.status != "environment" and g.field not in seen
              and g.field not in NOT_IN_GOLDEN and not all(s.startswith("pw-") for s in g.scenarios or ["-"])]
     assert not stale, f"documented gaps that no longer show (remove them from docs/compatibility.yaml): {stale}"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.checklist import DEFAULT_MD, DEFAULT_YAML, GAPS_HEADING, check, load_checklist, main, render
+from recorder.checklist import DEFAULT_MD, DEFAULT_YAML, GAPS_HEADING, Gap, check, load_checklist, main, render
 from recorder.scenario import load_scenarios
 from wire.errors import ConfigError
 
@@ -79,12 +79,16 @@ def test_gap_sigs_explain_signatures_by_group_and_glob_within_their_scenarios(tm
                  "  - {item: a, field: f, legacy: x, pyclaw: y, sigs: ['connect payload.features.*', 'GET /<spa> body']}\n"
                  "  - {item: b, field: g, legacy: x, pyclaw: y, sigs: ['<close> close.reason'], scenarios: [s1]}\n")
     cl = load_checklist(y)
-    assert cl.gap_for("connect", "payload.features.methods.*") is cl.gaps[0]
-    assert cl.gap_for("GET /<spa>", "body") is cl.gaps[0]  # a route template with a space is one group
-    assert cl.gap_for("health", "payload.features.methods.*") is None  # another group
-    assert cl.gap_for("connect", "payload.auth.role") is None  # outside the glob
-    assert cl.gap_for("<close>", "close.reason", "s1") is cl.gaps[1]
-    assert cl.gap_for("<close>", "close.reason", "s2") is None  # the gap is scoped to s1
+
+    def gap_for(group: str, path: str, scenario: str | None = None) -> Gap | None:
+        return next((g for g in cl.gaps if g.explains(group, path, scenario)), None)
+
+    assert gap_for("connect", "payload.features.methods.*") is cl.gaps[0]
+    assert gap_for("GET /<spa>", "body") is cl.gaps[0]  # a route template with a space is one group
+    assert gap_for("health", "payload.features.methods.*") is None  # another group
+    assert gap_for("connect", "payload.auth.role") is None  # outside the glob
+    assert gap_for("<close>", "close.reason", "s1") is cl.gaps[1]
+    assert gap_for("<close>", "close.reason", "s2") is None  # the gap is scoped to s1
     assert check(cl, ["s2"])[-1:] == ["gap g: unknown scenario 's1'"]
 
 
