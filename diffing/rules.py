@@ -6,7 +6,7 @@ and the rule (``rules.toml: rules[2].path: empty segment ...``; YAML syntax erro
 File shape (TOML; YAML is the same structure)::
 
     [[rules]]
-    kind = "mask"                 # drop mask regex as_set sort_list round tolerance monotonic rename json_text when
+    kind = "mask"                 # drop mask regex as_set sort_list round tolerance monotonic rename when
     path = "payload.server.connId"
     reason = "why this field is volatile (cite the reference section)"
 

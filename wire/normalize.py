@@ -15,8 +15,6 @@ rule hid which field):
 ``Tolerance``   numbers compared with ``abs``/``rel`` tolerance (taken out of the document; see :class:`Normalized`)
 ``Monotonic``   counters (``seq``, ``stateVersion.*``) taken out and checked for monotonicity per connection
 ``Rename``      rename the key to ``to``
-``JsonText``    a string holding a JSON object or array is parsed and normalized by the same rules (same context),
-                so it is compared field by field (a tool result's JSON text); other strings stay as they are
 ``When``        nested rules applied only when the method / route / event matches (``fnmatch`` globs)
 ==============  ===============================================================================================
 
@@ -45,7 +43,6 @@ __all__ = [
     "AsSet",
     "Context",
     "Drop",
-    "JsonText",
     "Mask",
     "Monotonic",
     "Normalized",
@@ -137,12 +134,6 @@ class Rename:
 
 
 @dataclass(frozen=True, slots=True)
-class JsonText:
-    path: str
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class When:
     rules: tuple[Rule, ...]
     method: str | None = None
@@ -157,7 +148,7 @@ class When:
         return True
 
 
-Leaf: TypeAlias = Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename | JsonText
+Leaf: TypeAlias = Drop | Mask | Regex | AsSet | SortList | Round | Tolerance | Monotonic | Rename
 Rule: TypeAlias = Leaf | When
 
 
@@ -188,8 +179,6 @@ class Normalized:
     tolerant: dict[str, tuple[Json, Tolerance]] = field(default_factory=dict)
     monotonic: dict[str, Json] = field(default_factory=dict)
     hidden: list[tuple[str, Rule]] = field(default_factory=list)
-    #: parses and normalizes a JSON text with the same rules and context (``JsonText``); set by the normalizer
-    inner: Callable[[str], Normalized | None] | None = field(default=None, repr=False)
 
 
 # --- paths ----------------------------------------------------------------------------------------------------
@@ -321,14 +310,13 @@ class Normalizer:
     fresh parse (the differ does).
     """
 
-    __slots__ = ("_by_ctx", "_compiled", "_json_text", "_lits", "rules")
+    __slots__ = ("_by_ctx", "_compiled", "_lits", "rules")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._compiled: dict[str, tuple[str, ...]] = {}
         self._by_ctx: dict[Context, tuple[_Step, ...]] = {}
         self._lits: dict[Context, frozenset[str]] = {}
-        self._json_text: dict[Context, bool] = {}
         for rule in _flatten(self.rules):
             path = rule.path
             self._compiled[path] = parse_path(path)
@@ -356,7 +344,6 @@ class Normalizer:
                 triggers = [t for _, _, t in step.items] if isinstance(step, _Group) else [step[2]]
                 lits.update(t for t in triggers if t is not None and _trigger_test(t)[0] == _LIT)
             self._lits[ctx] = frozenset(lits)
-            self._json_text[ctx] = any(isinstance(r, JsonText) for r in _active(self.rules, ctx))
             plan = self._by_ctx[ctx] = tuple(out)
         return plan
 
@@ -371,11 +358,9 @@ class Normalizer:
             raw: the document's raw text, if known: ``**`` rules whose key never occurs in it are skipped.
             track: record every (path, rule) hit in :attr:`Normalized.hidden`.
         """
+        result = Normalized(value=doc)
         ctx = ctx or _NO_CONTEXT
         plan = self._plan(ctx)
-        result = Normalized(value=doc)
-        if self._json_text[ctx]:
-            result.inner = lambda text: self._inner(text, ctx)
         # The plan's literal trigger keys that occur whole between two '"' of the raw text (one C-speed pass).
         pieces: frozenset[str] = frozenset() if raw is None else self._lits[ctx].intersection(raw.split('"'))
         for step in plan:
@@ -399,16 +384,6 @@ class Normalizer:
                 continue
             _visit(doc, segs, 0, (), _action(rule, result, track))
         return result
-
-    def _inner(self, text: str, ctx: Context) -> Normalized | None:
-        """A JSON object/array text parsed and normalized like the document around it; ``None`` if it is not one."""
-        if text.lstrip()[:1] not in ("{", "["):
-            return None
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            return None
-        return self.normalize(doc, ctx, raw=text)
 
     @staticmethod
     def _present(trigger: str | None, raw: str | None, pieces: frozenset[str]) -> bool:
@@ -730,19 +705,6 @@ def _action(rule: Rule, out: Normalized, track: bool) -> _Action:
                 hit(p)
                 c[rule.to] = c.pop(k)
 
-    elif isinstance(rule, JsonText):
-
-        def act(c: Any, k: Any, p: tuple[str | int, ...]) -> None:
-            v = c[k]
-            if isinstance(v, str) and out.inner is not None:
-                new = out.inner(v)
-                if new is not None:
-                    hit(p)
-                    c[k] = new.value
-                    at = _dotted(p)  # the inner side values keep their place: compared like any other
-                    out.tolerant.update((f"{at}.{q}", tv) for q, tv in new.tolerant.items())
-                    out.monotonic.update((f"{at}.{q}", mv) for q, mv in new.monotonic.items())
-
     else:  # pragma: no cover - When is resolved by _active
         raise TypeError(f"not a rule: {rule!r}")
     return act
@@ -765,15 +727,12 @@ _KINDS: dict[str, type] = {
     "tolerance": Tolerance,
     "monotonic": Monotonic,
     "rename": Rename,
-    "json_text": JsonText,
 }
-
-
 _KIND_NAMES: dict[type, str] = {cls: name for name, cls in _KINDS.items()}
 
 
 def kind_name(rule: Rule) -> str:
-    """The rule's kind as rule files spell it (``mask``, ``json_text``, ``when``...)."""
+    """The rule's kind as rule files spell it (``mask``, ``sort_list``, ``when``...)."""
     return "when" if isinstance(rule, When) else _KIND_NAMES[type(rule)]
 
 

@@ -12,7 +12,6 @@ from wire.normalize import (
     AsSet,
     Context,
     Drop,
-    JsonText,
     Mask,
     Monotonic,
     Regex,
@@ -88,7 +87,7 @@ def test_missing_file() -> None:
 def test_dump_round_trips_every_kind(tmp_path: Path) -> None:
     rules = (SortList("a", "k", "r"), Round("b", 2, "r"), Tolerance("c", 0.5, 0.1, "r"), Drop("e", "r"),
              Regex("f", "^x(\\d)$", r"y\1", "r"), AsSet("g", "r"), Monotonic("h", "r"), Rename("i", "j", "r"),
-             JsonText("k.text", "r"), When(rules=(Mask("d", "r", "X"),), route="POST /hooks/*", event=None, reason="w"))
+             When(rules=(Mask("d", "r", "X"),), route="POST /hooks/*", event=None, reason="w"))
     (tmp_path / "x.toml").write_text(dump_rules_toml(rules))
     assert load_rules(tmp_path / "x.toml") == rules
     assert rules_from_data({"rules": []}, "src") == ()

@@ -10,7 +10,6 @@ from wire.normalize import (
     AsSet,
     Context,
     Drop,
-    JsonText,
     Mask,
     Monotonic,
     Normalizer,
@@ -154,7 +153,6 @@ def test_rule_from_mapping_round_trip_and_errors() -> None:
                               "rules": [{"kind": "mask", "path": "payload.ts", "reason": "ts"}]})
     assert rule == When(rules=(Mask("payload.ts", "ts"),), method="health", reason="r")
     assert rule_from_mapping({"kind": "sort_list", "path": "a", "by": "k", "reason": "r"}) == SortList("a", "k", "r")
-    assert rule_from_mapping({"kind": "json_text", "path": "a.text", "reason": "r"}) == JsonText("a.text", "r")
     cases = [
         ([], "rule: a rule must be a table"),
         ({"kind": "nope", "path": "a", "reason": "r"}, "rule.kind: unknown rule kind"),
@@ -210,24 +208,3 @@ def test_openclaw_profile_sees_a_type_change_under_its_time_masks() -> None:
         assert norm({"payload": {key: 1}}) != norm({"payload": {key: "x"}}), key
         assert norm({"payload": {key: 1}}) == norm({"payload": {key: 2}}), key
 
-
-def test_json_text_is_compared_field_by_field_under_the_same_rules() -> None:
-    """A string holding JSON is parsed and normalized by the same rule list and context; the rules inside it see
-    their own paths, side values keep their place, and text that is not a JSON object or array stays a string."""
-    rules = [When(rules=(JsonText("body.text", "r"),), route="POST /x"), Mask("**.ts", "r"),
-             Tolerance("n", abs=0.5), Monotonic("**.seq")]
-    norm = Normalizer(rules)
-    doc = {"body": {"text": '{"ts": 5, "n": 1.2, "rows": [{"seq": 3, "ok": true}]}'}}
-    result = norm.normalize(doc, Context(route="POST /x"), track=True)
-    assert result.value == {"body": {"text": {"ts": "<masked:number>", "n": "<tolerance>", "rows": [{"ok": True}]}}}
-    assert result.tolerant["body.text.n"][0] == 1.2 and result.monotonic == {"body.text.rows.0.seq": 3}
-    assert ("body.text", rules[0].rules[0]) in result.hidden  # type: ignore[attr-defined]
-    # only where the When matches, only JSON objects/arrays; a broken or scalar text is compared as the string
-    assert norm.normalize({"body": {"text": '{"ts": 5}'}}, Context(route="POST /y")).value == {
-        "body": {"text": '{"ts": 5}'}}
-    for text in ("plain words", "42", '"s"', "{broken", " [1, 2"):
-        assert norm.normalize({"body": {"text": text}}, Context(route="POST /x")).value == {"body": {"text": text}}
-    # a real difference inside the text stays visible; a masked one does not
-    a = apply(rules, {"body": {"text": '{"ts": 1, "ok": true}'}}, Context(route="POST /x"))
-    b = apply(rules, {"body": {"text": '{"ts": 2, "ok": false}'}}, Context(route="POST /x"))
-    assert a != b and a["body"]["text"]["ts"] == b["body"]["text"]["ts"]

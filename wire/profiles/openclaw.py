@@ -23,7 +23,7 @@ import json
 from typing import Any
 
 from wire.model import Event, Json, SseEvent
-from wire.normalize import AsSet, Drop, JsonText, Mask, Monotonic, Regex, Rule, When
+from wire.normalize import AsSet, Drop, Mask, Monotonic, Regex, Rule, When
 from wire.profiles._openclaw_catalogue import EVENTS, METHODS
 from wire.profiles.base import Profile, RouteSpec, WritePolicy
 
@@ -226,17 +226,6 @@ _HTTP: tuple[Rule, ...] = (
         route="POST /v1/*",
         reason="ref §4.2: OpenAI-compatible timestamps",
         rules=(Mask("body.created", "ref §8: created (unix s)"),),
-    ),
-    When(
-        route="POST /tools/invoke",
-        reason="ref §4.2: a tool result carries its JSON output as text",
-        rules=(
-            JsonText(
-                "body.result.content.*.text",
-                "ref §4.2: compare the tool's JSON text field by field with these rules, not as one string (it holds "
-                "each gateway's own session ids)",
-            ),
-        ),
     ),
 )
 
