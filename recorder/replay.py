@@ -53,6 +53,7 @@ from recorder.format import Trace, TraceHeader
 from recorder.target import Target
 from wire.errors import UpstreamError
 from wire.model import Direction, Kind, Leg, Observation
+from wire.profiles.openclaw import TIMER_EVENTS as PROFILE_TIMER_EVENTS
 from wire.profiles.openclaw import is_task_progress
 from wire.redact import Redactor
 
@@ -62,8 +63,7 @@ __all__ = ["LATE_S", "MIN_WAIT_S", "QUIET_S", "TIMER_EVENTS", "replay_trace"]
 
 #: Events that arrive on timers or from background work; never waited for (reference section 8, "Timers"),
 #: plus background notices seen on the legacy right after boot (``update.available``, ``cron``).
-TIMER_EVENTS = frozenset({"tick", "health", "heartbeat", "presence", "chat.metadata.changed", "skills.changed",
-                          "update.available", "cron"})
+TIMER_EVENTS = PROFILE_TIMER_EVENTS | {"update.available", "cron"}
 #: The shortest wait for a segment's answers, however fast the recording got them (a loaded machine is slower).
 MIN_WAIT_S = 10.0
 #: The wait for segments that got nothing when recorded.
