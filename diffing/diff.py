@@ -304,12 +304,61 @@ def _classify(path: str, default: DiffKind) -> DiffKind:
 
 # --- explaining a mismatch ------------------------------------------------------------------------------------------
 
+_ABSENT: Any = object()  # a side the finding has no value on (missing / extra)
+
+
+def _value_leaves(v: Json) -> int:
+    """Leaf count of a decoded value as :func:`_canonical_leaves` counts its text (an empty container is one
+    leaf); iterative, so a deeply nested value cannot exhaust the stack."""
+    n, stack = 0, [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict | list):
+            items = x.values() if isinstance(x, dict) else x
+            if items:
+                stack.extend(items)
+                continue
+        n += 1
+    return n
+
+
+class _Findings:
+    """The findings of one document pair: at most ``cap`` :class:`Diff` records (``None``: no cap), and
+    ``unequal`` -- the legacy leaves they cover, counted for every finding, recorded or not.
+
+    A missing or changed value covers all its legacy leaves (a missing object of ten fields is ten unequal
+    fields, not one); an extra value or an order finding counts one. Field parity is computed from ``unequal``,
+    so the record cap never raises it."""
+
+    __slots__ = ("cap", "diffs", "unequal")
+
+    def __init__(self, cap: int | None) -> None:
+        self.cap = cap
+        self.diffs: list[Diff] = []
+        self.unequal = 0
+
+    def add(self, path: str, kind: DiffKind, legacy: Any, candidate: Any) -> None:
+        if kind is DiffKind.EXTRA or kind is DiffKind.ORDER or legacy is _ABSENT:
+            self.unequal += 1
+        else:
+            self.unequal += _value_leaves(legacy)
+        if self.cap is None or len(self.diffs) < self.cap:
+            self.diffs.append(
+                Diff(
+                    path,
+                    kind,
+                    None if legacy is _ABSENT else show(legacy),
+                    None if candidate is _ABSENT else show(candidate),
+                )
+            )
+
+
 
 def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _order_prepass(a: Json, b: Json, path: str, out: list[Diff]) -> Json:
+def _order_prepass(a: Json, b: Json, path: str, out: _Findings) -> Json:
     """Report lists that are permutations once as ``order``; return ``b`` with those lists put in ``a``'s order.
 
     Equal (``==``) subtrees are taken from ``b`` as they are: no list inside them can be a reordering."""
@@ -319,7 +368,7 @@ def _order_prepass(a: Json, b: Json, path: str, out: list[Diff]) -> Json:
         if len(a) == len(b) and a != b:
             ka = sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in a) if len(a) < 10_000 else None
             if ka is not None and ka == sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in b):
-                out.append(Diff(path or "$", DiffKind.ORDER, show(a), show(b)))
+                out.add(path or "$", DiffKind.ORDER, a, b)
                 return a
         return [
             _order_prepass(x, y, _join(path, i), out) if x != y else y
@@ -328,30 +377,27 @@ def _order_prepass(a: Json, b: Json, path: str, out: list[Diff]) -> Json:
     return b
 
 
-def _walk(a: Json, b: Json, path: str, out: list[Diff], limit: int) -> None:
-    """Own bounded structural diff, used past DEEPDIFF_MAX_BYTES."""
-    if len(out) >= limit:
-        return
+def _walk(a: Json, b: Json, path: str, out: _Findings) -> None:
+    """Own structural diff, used past DEEPDIFF_MAX_BYTES: records stop at the cap, the count goes on."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in a.keys() - b.keys():
-            out.append(Diff(_join(path, k), DiffKind.MISSING, show(a[k]), None))
+            out.add(_join(path, k), DiffKind.MISSING, a[k], _ABSENT)
         for k in b.keys() - a.keys():
-            out.append(Diff(_join(path, k), DiffKind.EXTRA, None, show(b[k])))
+            out.add(_join(path, k), DiffKind.EXTRA, _ABSENT, b[k])
         for k in a.keys() & b.keys():
             if a[k] != b[k] or type(a[k]) is not type(b[k]):
-                _walk(a[k], b[k], _join(path, k), out, limit)
+                _walk(a[k], b[k], _join(path, k), out)
         return
     if isinstance(a, list) and isinstance(b, list):
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
             if x != y or type(x) is not type(y):
-                _walk(x, y, _join(path, i), out, limit)
+                _walk(x, y, _join(path, i), out)
         for i in range(len(b), len(a)):
-            out.append(Diff(_join(path, i), DiffKind.MISSING, show(a[i]), None))
+            out.add(_join(path, i), DiffKind.MISSING, a[i], _ABSENT)
         for i in range(len(a), len(b)):
-            out.append(Diff(_join(path, i), DiffKind.EXTRA, None, show(b[i])))
+            out.add(_join(path, i), DiffKind.EXTRA, _ABSENT, b[i])
         return
-    kind = DiffKind.TYPE if type(a) is not type(b) else DiffKind.VALUE
-    out.append(Diff(path or "$", kind, show(a), show(b)))
+    out.add(path or "$", DiffKind.TYPE if type(a) is not type(b) else DiffKind.VALUE, a, b)
 
 
 _DD_KIND = {
@@ -386,19 +432,22 @@ def _same_fast(a: Json, b: Json) -> bool:
         return _same(a, b)
 
 
-def _deepdiff(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
+def _deepdiff(a: Json, b: Json, prefix: list[Any], out: _Findings) -> None:
     """DeepDiff's findings for one (sub)document pair, paths prefixed with where it sits."""
     tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
     for report, levels in tree.items():
         kind = _DD_KIND.get(report, DiffKind.VALUE)
         for level in levels:
             path = ".".join(str(p) for p in (*prefix, *level.path(output_format="list"))) or "$"
-            legacy = None if kind is DiffKind.EXTRA else show(level.t1)
-            candidate = None if kind is DiffKind.MISSING else show(level.t2)
-            out.append(Diff(path, kind, legacy, candidate))
+            out.add(
+                path,
+                kind,
+                _ABSENT if kind is DiffKind.EXTRA else level.t1,
+                _ABSENT if kind is DiffKind.MISSING else level.t2,
+            )
 
 
-def _dict_descent(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
+def _dict_descent(a: Json, b: Json, prefix: list[Any], out: _Findings) -> None:
     """DeepDiff's own answer at a fraction of its cost: where both sides are objects, removed and added keys are
     reported here exactly as DeepDiff reports them (``dictionary_item_removed/added``), exactly equal children
     are skipped, equal-length lists holding objects or lists are walked by index (as DeepDiff pairs them), and
@@ -414,27 +463,30 @@ def _dict_descent(a: Json, b: Json, prefix: list[Any], out: list[Diff]) -> None:
         return
     for k, v in a.items():
         if k not in b:
-            out.append(Diff(".".join(str(p) for p in (*prefix, k)), DiffKind.MISSING, show(v), None))
+            out.add(".".join(str(p) for p in (*prefix, k)), DiffKind.MISSING, v, _ABSENT)
         elif not _same_fast(v, b[k]):
             _dict_descent(v, b[k], [*prefix, k], out)
     for k, v in b.items():
         if k not in a:
-            out.append(Diff(".".join(str(p) for p in (*prefix, k)), DiffKind.EXTRA, None, show(v)))
+            out.add(".".join(str(p) for p in (*prefix, k)), DiffKind.EXTRA, _ABSENT, v)
 
 
 def _has_containers_in(a: list[Any], b: list[Any]) -> bool:
     return any(isinstance(x, dict | list) for x in a) or any(isinstance(y, dict | list) for y in b)
 
 
-def _explain(a: Json, b: Json, size: int) -> list[Diff]:
-    out: list[Diff] = []
-    b = _order_prepass(a, b, "", out)
+def _explain(a: Json, b: Json, size: int) -> _Findings:
+    """The findings between two normalized documents: records sorted by path and cut at the cap, ``unequal``
+    counted over all of them."""
     if size > DEEPDIFF_MAX_BYTES:
-        _walk(a, b, "", out, MAX_DIFFS_PER_PAIR)
+        out = _Findings(MAX_DIFFS_PER_PAIR)
+        _walk(a, _order_prepass(a, b, "", out), "", out)
         return out
-    _dict_descent(a, b, [], out)
-    out.sort(key=lambda d: (d.path, d.kind))
-    return out[:MAX_DIFFS_PER_PAIR]
+    out = _Findings(None)
+    _dict_descent(a, _order_prepass(a, b, "", out), [], out)
+    out.diffs.sort(key=lambda d: (d.path, d.kind))
+    del out.diffs[MAX_DIFFS_PER_PAIR:]
+    return out
 
 
 # --- comparing ------------------------------------------------------------------------------------------------------
@@ -444,6 +496,7 @@ def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: 
     """(diffs, legacy leaf count, equal leaf count) for one normalized document pair."""
     leaves = _canonical_leaves(lc) + len(la.tolerant)
     diffs: list[Diff] = []
+    unequal = 0
     if lc != cc:
         if _floats(lc) or _floats(cc):
             a, b = numeric_normal(la.value), numeric_normal(ca.value)
@@ -451,7 +504,9 @@ def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: 
         else:  # no float on either side: the numeric policy changes nothing
             a, b, lc2, cc2 = la.value, ca.value, lc, cc
         if lc2 != cc2:
-            for d in _explain(a, b, max(len(lc2), len(cc2))):
+            found = _explain(a, b, max(len(lc2), len(cc2)))
+            unequal += found.unequal
+            for d in found.diffs:
                 path = _join(prefix, d.path) if d.path != "$" else (prefix or "$")
                 diffs.append(Diff(path, _classify(path, d.kind), d.legacy, d.candidate))
     # Presence of a tolerant field is compared through its "<tolerance>" placeholder; here only the numbers.
@@ -460,7 +515,8 @@ def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: 
         if not rule.accepts(lv, cv):
             kind = DiffKind.TYPE if type(lv) is not type(cv) and not (_num(lv) and _num(cv)) else DiffKind.VALUE
             diffs.append(Diff(_join(prefix, p), kind, show(lv), show(cv)))
-    return diffs, leaves, max(0, leaves - len(diffs))
+            unequal += 1
+    return diffs, leaves, max(0, leaves - unequal)
 
 
 def compare_exchanges(legacy: Exchange, candidate: Exchange, profile: Profile) -> list[Diff]:

@@ -8,6 +8,7 @@ import tracemalloc
 from typing import Any
 
 from diffing.diff import (
+    MAX_DIFFS_PER_PAIR,
     MAX_VALUE_CHARS,
     Diff,
     DiffKind,
@@ -244,6 +245,29 @@ def test_big_structured_payload_uses_the_bounded_walker() -> None:
     assert sorted(kinds(r)) == sorted([("payload.items.10.v", DiffKind.VALUE), ("payload.items.4999",
                                                                                   DiffKind.MISSING),
                                        ("payload.more", DiffKind.EXTRA)])
+    # unequal legacy fields: one changed value, the missing item's two fields, one for the extra field
+    assert r.fields_total - r.fields_equal == 4
+
+
+def test_field_parity_counts_every_finding_not_only_the_recorded_ones() -> None:
+    # 500 methods advertised by legacy, 50 by the candidate: 450 findings, only MAX_DIFFS_PER_PAIR recorded
+    names = [f"m{i:03}" for i in range(500)]
+    r = cmp(wsx(L, res({"methods": names, "ok": 1})), wsx(C, res({"methods": names[:50], "ok": 1})))
+    assert len(r.diffs) == MAX_DIFFS_PER_PAIR
+    assert r.fields_total - r.fields_equal == 450
+    # the same past the DeepDiff size limit (the bounded walker keeps counting after its last record)
+    long = [f"{n}-{'x' * 40}" for n in names]
+    r = cmp(wsx(L, res({"methods": long})), wsx(C, res({"methods": long[:50]})))
+    assert len(r.diffs) == MAX_DIFFS_PER_PAIR and r.fields_total - r.fields_equal == 450
+
+
+def test_a_missing_object_counts_each_of_its_fields() -> None:
+    obj = {"a": 1, "b": {"c": [1, 2, 3], "d": {}}, "e": "x"}  # 6 leaves: a, c.0-2, d (empty), e
+    r = cmp(wsx(L, res({"obj": obj, "k": 1})), wsx(C, res({"k": 1})))
+    assert kinds(r) == [("payload.obj", DiffKind.MISSING)]
+    assert r.fields_total - r.fields_equal == 6
+    r = cmp(wsx(L, res({"obj": obj, "k": 1})), wsx(C, res({"obj": "flat", "k": 1})))  # a type change: the same
+    assert kinds(r) == [("payload.obj", DiffKind.TYPE)] and r.fields_total - r.fields_equal == 6
 
 
 def test_method_rules_apply_when_only_the_group_names_the_method() -> None:
