@@ -19,6 +19,7 @@ marker, so a 25 MiB payload never reaches the store whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -55,9 +56,11 @@ __all__ = [
     "compare_pair",
     "compare_pairs",
     "show",
+    "signature_path",
 ]
 
 MAX_VALUE_CHARS = 512
+#: Diff records kept per pair; findings past it are still counted (``PairResult.unrecorded``, field parity).
 MAX_DIFFS_PER_PAIR = 200
 DEEPDIFF_MAX_BYTES = 16 * 1024
 
@@ -114,10 +117,31 @@ class PairResult:
     legacy_error: bool = False
     candidate_error: bool = False
     unmatched: str | None = None  # "legacy" (candidate side missing) / "candidate" / None
+    #: findings past MAX_DIFFS_PER_PAIR, not recorded: (signature path, kind, count)
+    unrecorded: tuple[tuple[str, DiffKind, int], ...] = ()
     #: monotonic-counter samples seen in this pair: path -> ([(t, value)] legacy, [(t, value)] candidate)
     monotonic: dict[str, tuple[list[tuple[float, Json]], list[tuple[float, Json]]]] = field(
         default_factory=dict, compare=False
     )
+
+    def signature_counts(self) -> dict[tuple[str, DiffKind], int]:
+        """Every finding of the pair by signature (list indices generalized) and kind, recorded or not."""
+        out: dict[tuple[str, DiffKind], int] = {}
+        for d in self.diffs:
+            key = (signature_path(d.path), d.kind)
+            out[key] = out.get(key, 0) + 1
+        for path, kind, n in self.unrecorded:
+            out[(path, kind)] = out.get((path, kind), 0) + n
+        return out
+
+
+_NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
+
+
+@functools.lru_cache(maxsize=4096)  # the same few paths recur on every batch
+def signature_path(path: str) -> str:
+    """Generalize list indices so one signature covers every element: ``a.3.ts`` -> ``a.*.ts``."""
+    return _NUM_SEG.sub("*", path)
 
 
 # --- values -----------------------------------------------------------------------------------------------------
@@ -330,19 +354,27 @@ class _Findings:
     fields, not one); an extra value or an order finding counts one. Field parity is computed from ``unequal``,
     so the record cap never raises it."""
 
-    __slots__ = ("cap", "diffs", "unequal")
+    __slots__ = ("cap", "diffs", "unequal", "unrecorded")
 
     def __init__(self, cap: int | None) -> None:
         self.cap = cap
         self.diffs: list[Diff] = []
         self.unequal = 0
+        self.unrecorded: dict[tuple[str, DiffKind], int] = {}
+
+    def skip(self, path: str, kind: DiffKind) -> None:
+        """Count a finding past the cap by its signature."""
+        key = (signature_path(path), kind)
+        self.unrecorded[key] = self.unrecorded.get(key, 0) + 1
 
     def add(self, path: str, kind: DiffKind, legacy: Any, candidate: Any) -> None:
         if kind is DiffKind.EXTRA or kind is DiffKind.ORDER or legacy is _ABSENT:
             self.unequal += 1
         else:
             self.unequal += _value_leaves(legacy)
-        if self.cap is None or len(self.diffs) < self.cap:
+        if self.cap is not None and len(self.diffs) >= self.cap:
+            self.skip(path, kind)
+        else:
             self.diffs.append(
                 Diff(
                     path,
@@ -485,6 +517,8 @@ def _explain(a: Json, b: Json, size: int) -> _Findings:
     out = _Findings(None)
     _dict_descent(a, _order_prepass(a, b, "", out), [], out)
     out.diffs.sort(key=lambda d: (d.path, d.kind))
+    for d in out.diffs[MAX_DIFFS_PER_PAIR:]:
+        out.skip(d.path, d.kind)
     del out.diffs[MAX_DIFFS_PER_PAIR:]
     return out
 
@@ -492,8 +526,11 @@ def _explain(a: Json, b: Json, size: int) -> _Findings:
 # --- comparing ------------------------------------------------------------------------------------------------------
 
 
-def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str) -> tuple[list[Diff], int, int]:
-    """(diffs, legacy leaf count, equal leaf count) for one normalized document pair."""
+def _compare_docs(
+    la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str, unrecorded: dict[tuple[str, DiffKind], int]
+) -> tuple[list[Diff], int, int]:
+    """(diffs, legacy leaf count, equal leaf count) for one normalized document pair; findings past the record
+    cap are added to ``unrecorded``."""
     leaves = _canonical_leaves(lc) + len(la.tolerant)
     diffs: list[Diff] = []
     unequal = 0
@@ -506,6 +543,10 @@ def _compare_docs(la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: 
         if lc2 != cc2:
             found = _explain(a, b, max(len(lc2), len(cc2)))
             unequal += found.unequal
+            for (path, kind), n in found.unrecorded.items():
+                path = _join(prefix, path) if path != "$" else (prefix or "$")
+                key = (path, _classify(path, kind))
+                unrecorded[key] = unrecorded.get(key, 0) + n
             for d in found.diffs:
                 path = _join(prefix, d.path) if d.path != "$" else (prefix or "$")
                 diffs.append(Diff(path, _classify(path, d.kind), d.legacy, d.candidate))
@@ -558,6 +599,7 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
     if len(lx.responses) != len(cx.responses):
         diffs.append(Diff("responses", DiffKind.FRAME_COUNT, str(len(lx.responses)), str(len(cx.responses))))
     total = equal = 0
+    unrecorded: dict[tuple[str, DiffKind], int] = {}
     monotonic: dict[str, tuple[list[tuple[float, Json]], list[tuple[float, Json]]]] = {}
     for i, (lr, cr) in enumerate(zip(lx.responses, cx.responses, strict=False)):
         prefix = f"#{i}" if i else ""
@@ -582,16 +624,20 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
             )
         huge = max(len(lrawtext or ""), len(crawtext or "")) > _HUGE
         lc, cc = _canonical(ln.value, cn.value, huge)
-        d, t, e = _compare_docs(ln, cn, lc, cc, prefix)
+        d, t, e = _compare_docs(ln, cn, lc, cc, prefix, unrecorded)
         diffs.extend(d)
         total += t
         equal += e
-    diffs = diffs[:MAX_DIFFS_PER_PAIR]
+    for cut in diffs[MAX_DIFFS_PER_PAIR:]:
+        key = (signature_path(cut.path), cut.kind)
+        unrecorded[key] = unrecorded.get(key, 0) + 1
+    del diffs[MAX_DIFFS_PER_PAIR:]
     return PairResult(
         **base,
         equal=not diffs,
         stage="canonical" if not diffs else "explain",
         diffs=tuple(diffs),
+        unrecorded=tuple((path, kind, n) for (path, kind), n in sorted(unrecorded.items())),
         fields_total=total,
         fields_equal=min(equal, total),
         monotonic=monotonic,

@@ -72,7 +72,7 @@ class NoiseCounter:
 
     def add(self, result: PairResult) -> None:
         self.compared[result.group] = self.compared.get(result.group, 0) + 1
-        for key in {(result.group, signature_path(d.path), d.kind.value) for d in result.diffs}:
+        for key in {(result.group, path, kind.value) for path, kind in result.signature_counts()}:
             self.differing[key] = self.differing.get(key, 0) + 1
 
 

@@ -92,6 +92,8 @@ diffs = Table(
     Column("kind", String(20), nullable=False),
     Column("legacy_value", Text),
     Column("candidate_value", Text),
+    # findings the row stands for: 1, or how many past the pair's record cap share this signature (revision 0002)
+    Column("count", Integer, nullable=False, default=1, server_default="1"),
     Index("ix_diffs_run_sig", "run_id", "route", "signature_path", "kind"),
 )
 

@@ -441,10 +441,10 @@ class Store:
         for d in diffs:
             if any(matches_rule(rule, d["route"], d["signature_path"], d["kind"]) for rule in accepted):
                 continue
-            real[d["pair_no"]] = real.get(d["pair_no"], 0) + 1
+            real[d["pair_no"]] = real.get(d["pair_no"], 0) + d["count"]
             per = sigs.setdefault(d["route"], {})
             key = (d["signature_path"], d["kind"])
-            per[key] = per.get(key, 0) + 1
+            per[key] = per.get(key, 0) + d["count"]  # a row past a pair's record cap stands for `count` findings
         by_route: dict[str, list[dict[str, Any]]] = {}
         for p in pairs:
             by_route.setdefault(p["route"], []).append(p)

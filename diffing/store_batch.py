@@ -10,9 +10,7 @@ May import SQLAlchemy, ``diffing.schema``, ``diffing.diff``, ``wire``.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,22 +18,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from diffing import schema
-from diffing.diff import DiffKind, PairResult
+from diffing.diff import MAX_DIFFS_PER_PAIR, DiffKind, PairResult, signature_path
 from wire.model import Close, Event, Exchange, ExchangeKind, HttpResponse, Other, Res
 
 __all__ = ["MAX_EXEMPLARS", "Item", "cut", "signature_path", "summary", "write_batch"]
 
 #: Exemplars kept per mismatch signature.
 MAX_EXEMPLARS = 5
-
-_NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
-
-
-@functools.lru_cache(maxsize=4096)  # the same few paths recur on every batch
-def signature_path(path: str) -> str:
-    """Generalize list indices so one signature covers every element: ``a.3.ts`` -> ``a.*.ts``."""
-    return _NUM_SEG.sub("*", path)
-
 
 @dataclass(slots=True)
 class Item:
@@ -68,6 +57,10 @@ def summary(ex: Exchange | None) -> str:
     if isinstance(r, HttpResponse):
         return cut(f"{r.status} {r.body[:400].decode('utf-8', 'replace')}")
     return cut(f"close {r.code} {r.reason}") if isinstance(r, Close) else ""
+
+
+def _unrecorded_text(count: int) -> str:
+    return f"…<{count} findings past the pair's record cap ({MAX_DIFFS_PER_PAIR}): counted, values not kept>"
 
 
 def insert_sql(conn: Connection, table: Any) -> str:
@@ -138,7 +131,7 @@ def write_batch(engine: Engine, batch: Sequence[Item]) -> None:
         for n, d in enumerate(r.diffs):
             sp = signature_path(d.path)[:500]
             kind = _VALUE[d.kind]
-            diff_rows.append((it.run_id, it.pair_no, n, route, d.path[:500], sp, kind, d.legacy, d.candidate))
+            diff_rows.append((it.run_id, it.pair_no, n, route, d.path[:500], sp, kind, d.legacy, d.candidate, 1))
             s = sigs.setdefault((route, sp, kind), {"count": 0, "first": it.at, "last": it.at, "ex": []})
             s["count"] += 1
             s["last"] = max(s["last"], it.at)
@@ -155,6 +148,13 @@ def write_batch(engine: Engine, batch: Sequence[Item]) -> None:
                         "candidate": d.candidate,
                     }
                 )
+        # findings past the pair's record cap: one row per signature holding their count, no exemplar
+        for m, (path, dk, count) in enumerate(r.unrecorded, start=len(r.diffs)):
+            sp, kind = path[:500], _VALUE[dk]
+            diff_rows.append((it.run_id, it.pair_no, m, route, sp, sp, kind, _unrecorded_text(count), None, count))
+            s = sigs.setdefault((route, sp, kind), {"count": 0, "first": it.at, "last": it.at, "ex": []})
+            s["count"] += count
+            s["last"] = max(s["last"], it.at)
     with engine.begin() as conn:
         for table, rows in ((schema.pairs, pair_rows), (schema.exchanges, ex_rows), (schema.diffs, diff_rows)):
             if rows:

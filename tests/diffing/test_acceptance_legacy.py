@@ -18,7 +18,7 @@ from diffing._cli_common import Loaded, load_traces, replay_and_diff
 from diffing.api import diff_observations, record
 from diffing.noise import NoiseCounter, propose
 from diffing.report import build_report
-from diffing.store import Store, signature_path
+from diffing.store import Store
 from recorder.target import Target
 from wire.model import Leg
 from wire.profiles.openclaw import OPENCLAW
@@ -47,7 +47,7 @@ async def _signatures(legacy: Any, candidate_url: str, trace: str) -> set[tuple[
     (item,) = load_traces([str(GOLDEN / trace)], strict=True)[0]
     results = await replay_and_diff(item, _target(legacy), _target(legacy, candidate_url), OPENCLAW, timeout=15,
                                     sequential=True)
-    return {(r.group, signature_path(d.path), d.kind.value) for _, r in results for d in r.diffs}
+    return {(r.group, path, kind.value) for _, r in results for path, kind in r.signature_counts()}
 
 
 @pytest.mark.timeout(1500)

@@ -255,10 +255,24 @@ def test_field_parity_counts_every_finding_not_only_the_recorded_ones() -> None:
     r = cmp(wsx(L, res({"methods": names, "ok": 1})), wsx(C, res({"methods": names[:50], "ok": 1})))
     assert len(r.diffs) == MAX_DIFFS_PER_PAIR
     assert r.fields_total - r.fields_equal == 450
+    # the findings past the cap are kept as counts by signature
+    assert r.unrecorded == (("payload.methods.*", DiffKind.MISSING, 250),)
+    assert r.signature_counts() == {("payload.methods.*", DiffKind.MISSING): 450}
     # the same past the DeepDiff size limit (the bounded walker keeps counting after its last record)
     long = [f"{n}-{'x' * 40}" for n in names]
     r = cmp(wsx(L, res({"methods": long})), wsx(C, res({"methods": long[:50]})))
     assert len(r.diffs) == MAX_DIFFS_PER_PAIR and r.fields_total - r.fields_equal == 450
+    assert r.signature_counts() == {("payload.methods.*", DiffKind.MISSING): 450}
+
+
+def test_a_signature_found_only_past_the_cap_is_still_reported() -> None:
+    # 300 changed values sort before "zz": the missing "zz" is the 301st finding, never recorded, still counted
+    a = {f"k{i:03}": i for i in range(300)} | {"zz": 1}
+    b = {f"k{i:03}": -i - 1 for i in range(300)}
+    r = cmp(wsx(L, res(a)), wsx(C, res(b)))
+    assert all(d.path != "payload.zz" for d in r.diffs)
+    counts = r.signature_counts()
+    assert counts[("payload.zz", DiffKind.MISSING)] == 1 and sum(counts.values()) == 301
 
 
 def test_a_missing_object_counts_each_of_its_fields() -> None:

@@ -38,6 +38,15 @@ def test_counter_counts_pairs_not_diffs_and_generalizes_indices() -> None:
     assert {r["kind"] for r in propose(c) if r["route"] == "chat"} == {"event-extra", "event-missing"}
 
 
+def test_counter_sees_signatures_found_only_past_the_record_cap() -> None:
+    c = NoiseCounter(runs=2)
+    result = PairResult(conn="c", key="k", kind=ExchangeKind.WS, group="health", scenario=None, equal=False,
+                        stage="explain", diffs=(Diff("payload.a", DiffKind.VALUE),),
+                        unrecorded=(("payload.b.*.id", DiffKind.VALUE, 7),))
+    c.add(result)
+    assert c.differing == {("health", "payload.a", "value"): 1, ("health", "payload.b.*.id", "value"): 1}
+
+
 def test_diffy_thresholds() -> None:
     assert is_real_difference(0.5, 0.0)
     assert not is_real_difference(0.5, 0.45)  # within 20 % of the noise: noise

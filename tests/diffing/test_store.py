@@ -20,6 +20,7 @@ import pytest
 from _timing import S, async_wait_until
 from sqlalchemy import inspect, text
 
+from diffing import store as store_module
 from diffing.diff import Diff, DiffKind, PairResult
 from diffing.store import Store, StoreError, database_url, signature_path
 from wire.errors import ConfigError
@@ -87,6 +88,54 @@ async def exercise(store: Store) -> None:
     assert await store.latest_run(source="shadow") is None
 
 
+async def test_findings_past_the_record_cap_count_in_signatures_and_route_stats(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        run = await store.start_run(name="cap")
+        recorded = tuple(Diff(f"payload.methods.{i}", DiffKind.MISSING, f'"m{i}"', None) for i in range(200))
+        r = PairResult(conn="c1", key="1", kind=ExchangeKind.WS, group="connect", scenario="s1", equal=False,
+                       stage="explain", diffs=recorded, fields_total=500, fields_equal=50,
+                       unrecorded=(("payload.methods.*", DiffKind.MISSING, 250), ("payload.zz", DiffKind.EXTRA, 1)))
+        store.add_pair(run, r)
+        await store.finish_run(run)
+        (stats,) = await store.route_stats(run)
+        assert stats.signatures == {("payload.methods.*", "missing"): 450, ("payload.zz", "extra"): 1}
+        assert (stats.fields_total, stats.fields_equal) == (500, 50)
+        sigs = {(s.path, s.kind): s for s in await store.signatures()}
+        assert sigs[("payload.methods.*", "missing")].count == 450
+        assert len(sigs[("payload.methods.*", "missing")].exemplars) == 5
+        assert sigs[("payload.zz", "extra")].count == 1 and sigs[("payload.zz", "extra")].exemplars == []
+        rows = await store.diff_rows(run)
+        assert len(rows) == 202 and [d["count"] for d in rows[200:]] == [250, 1]
+        assert "250 findings past the pair's record cap" in rows[200]["legacy_value"]
+    finally:
+        await store.close()
+
+
+async def test_a_store_of_revision_0001_is_upgraded_and_its_diffs_count_one(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO diffs (run_id, pair_no, n, route, path, signature_path, kind) "
+                          "VALUES (1, 1, 0, 'health', 'payload.a', 'payload.a', 'value')"))
+    engine.dispose()
+    store = await Store.open(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
+            assert conn.execute(text("select count from diffs")).scalar() == 1
+    finally:
+        await store.close()
+
+
 async def test_sqlite_store_end_to_end(tmp_path: Path) -> None:
     store = await Store.open(f"sqlite:///{tmp_path / 'p.db'}", batch_size=64)
     try:
@@ -94,7 +143,7 @@ async def test_sqlite_store_end_to_end(tmp_path: Path) -> None:
         with store.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
             assert set(inspect(conn).get_table_names()) >= {"runs", "pairs", "exchanges", "diffs", "signatures",
                                                              "noise_rules"}
     finally:

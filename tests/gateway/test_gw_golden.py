@@ -142,6 +142,11 @@ async def _replay_against_pyclaw(legacy: Any, tmp_path: Path, auth: str, model_u
                         unexplained.append(f"{item.scenario}: {r.group} {d.path} {d.kind.value}: "
                                            f"legacy {(d.legacy or '-')[:120]} / pyclaw {(d.candidate or '-')[:120]}")
                     seen_gaps.update(gaps)
+                for path, kind, n in r.unrecorded:  # past the per-pair record cap: checked by signature
+                    gaps = [g.field for g in checklist.gaps if g.explains(r.group, path, item.scenario)]
+                    if not gaps:
+                        unexplained.append(f"{item.scenario}: {r.group} {path} {kind.value}: {n} unrecorded findings")
+                    seen_gaps.update(gaps)
     finally:
         await runner.cleanup()
     print(_figure(f"golden {auth}-mode traces, all", equal["all"], count["all"], fields["all"]))
