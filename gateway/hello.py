@@ -73,23 +73,36 @@ def session_defaults(app: web.Application) -> dict[str, Any]:
     }
 
 
-def build_snapshot(app: web.Application) -> dict[str, Any]:
+def _read_allowed(role: str, scopes: frozenset[str]) -> bool:
+    """The legacy's ``operator.read`` check for an operator: granted by read, write or admin."""
+    return role == "operator" and bool(scopes & {"operator.read", "operator.write", "operator.admin"})
+
+
+def build_snapshot(app: web.Application, role: str = "operator", scopes: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """hello-ok's snapshot as the legacy projects it for one client (dist ``buildGatewaySnapshot``): presence
+    only for operators with read access, ``updateSchedule`` likewise, and the install paths and auth mode only
+    for ``operator.admin``."""
     from gateway.methods.health import cached_health
 
     state, config = app[STATE_KEY], app[CONFIG_KEY]
-    return {
+    readable = _read_allowed(role, scopes)
+    snapshot: dict[str, Any] = {
         "suspension": {"phase": "accepting"},
-        "presence": state.presence(),
+        "presence": state.presence() if readable else [],
         "health": cached_health(app),
         "stateVersion": state.state_version(),
         "uptimeMs": state.uptime_ms(),
         "appliedConfigHash": applied_config_hash(app),
-        "configPath": str(config.path),
-        "stateDir": str(config.state_dir),
         "sessionDefaults": session_defaults(app),
-        "authMode": config.auth.mode,
-        "updateSchedule": {"channel": "stable", "autoEnabled": bool(config.get("update.auto.enabled", False))},
     }
+    if readable:
+        snapshot["updateSchedule"] = {"channel": "stable",
+                                      "autoEnabled": bool(config.get("update.auto.enabled", False))}
+    if "operator.admin" in scopes:
+        snapshot["configPath"] = str(config.path)
+        snapshot["stateDir"] = str(config.state_dir)
+        snapshot["authMode"] = config.auth.mode
+    return snapshot
 
 
 def build_hello(app: web.Application, conn: ClientConn, *, protocol: int, auth_block: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +113,7 @@ def build_hello(app: web.Application, conn: ClientConn, *, protocol: int, auth_b
         "server": {"version": VERSION, "buildId": BUILD_ID, "bootId": state.boot_id, "controlUiBuildSource": "bundled",
                    "connId": conn.conn_id},
         "features": {"methods": implemented_methods(), "events": list(EVENTS), "capabilities": list(CAPABILITIES)},
-        "snapshot": build_snapshot(app),
+        "snapshot": build_snapshot(app, conn.role, conn.scopes),
         "auth": auth_block,
         "policy": {
             "maxPayload": MAX_PAYLOAD, "maxBufferedBytes": MAX_BUFFERED_BYTES, "tickIntervalMs": config.tick_interval_ms,

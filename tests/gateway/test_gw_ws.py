@@ -35,6 +35,29 @@ async def test_challenge_then_hello_ok_has_the_legacy_keys(gw: RunningGateway) -
         assert "sessions.patch" not in methods  # only what pyclaw implements is advertised
 
 
+@pytest.mark.parametrize(
+    ("scopes", "extra_keys", "sees_presence"),
+    [
+        (["operator.admin"], {"updateSchedule", "configPath", "stateDir", "authMode"}, True),
+        (["operator.read"], {"updateSchedule"}, True),
+        (["operator.write"], {"updateSchedule"}, True),  # write implies read
+        (["operator.approvals"], set(), False),
+        ([], set(), False),
+    ],
+)
+async def test_hello_snapshot_is_projected_by_the_clients_scopes(
+        gw: RunningGateway, scopes: list[str], extra_keys: set[str], sees_presence: bool) -> None:
+    # legacy dist buildGatewaySnapshot: install paths and auth mode for operator.admin only, updateSchedule and
+    # presence for operators with read access (the golden ws-missing-scope-* scenarios connect this way)
+    async with open_client(gw.url) as c:
+        res = await c.connect(auth={"token": gw.token}, scopes=scopes)
+        assert res["ok"] is True, res
+        snap = res["payload"]["snapshot"]
+        base = SNAPSHOT_KEYS - {"updateSchedule", "configPath", "stateDir", "authMode"}
+        assert set(snap) == base | extra_keys
+        assert bool(snap["presence"]) is sees_presence
+
+
 CLI_SCOPES = ["operator.admin", "operator.read", "operator.write", "operator.approvals", "operator.pairing",
               "operator.talk.secrets"]
 
