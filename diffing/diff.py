@@ -368,10 +368,10 @@ class _Findings:
         self.unrecorded[key] = self.unrecorded.get(key, 0) + 1
 
     def add(self, path: str, kind: DiffKind, legacy: Any, candidate: Any) -> None:
-        if kind is DiffKind.EXTRA or kind is DiffKind.ORDER or legacy is _ABSENT:
-            self.unequal += 1
-        else:
+        if isinstance(legacy, dict | list) and kind is not DiffKind.EXTRA and kind is not DiffKind.ORDER:
             self.unequal += _value_leaves(legacy)
+        else:  # a scalar, an extra value or an order finding
+            self.unequal += 1
         if self.cap is not None and len(self.diffs) >= self.cap:
             self.skip(path, kind)
         else:
