@@ -126,12 +126,13 @@ class Procs:
 
 
 def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str,
-              shed_ms: float = 0.0, mirror_process: bool = False, admin: int = 0) -> list[str]:
+              shed_ms: float = 0.0, mirror_process: bool = False, admin: int = 0, idle: bool = False) -> list[str]:
     cfg = tmp / f"shadow-{port}.toml"
     cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{admin or free_port()}"\n'
                    f'[legacy]\nurl = "{legacy}"\ntoken = "{ltoken}"\n'
                    + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else "")
-                   + f'[limits]\nshed_lag_ms = {shed_ms}\nmirror_process = {str(mirror_process).lower()}\n')
+                   + f'[limits]\nshed_lag_ms = {shed_ms}\nmirror_process = {str(mirror_process).lower()}\n'
+                   + f'mirror_idle = {str(idle).lower()}\n')
     return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
 
 
@@ -266,6 +267,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
                                             up.candidate_token)))
     configs.append((f"proxy (on, shed {SHED_MS:g} ms)", []))
     configs.append(("proxy (on, mirror process)", []))
+    configs.append(("proxy (on, mirror process, idle)", []))
     if MITMDUMP.exists():
         configs.append(("mitmproxy", mitm_cmd(tmp, 0, up.legacy_url)))
     else:
@@ -284,7 +286,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
                 cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
                                 "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
                                 shed_ms=SHED_MS if "shed" in name else 0.0,
-                                mirror_process="mirror process" in name, admin=admin)
+                                mirror_process="mirror process" in name, admin=admin, idle="idle" in name)
             elif name == "mitmproxy":
                 cmd = mitm_cmd(tmp, port, up.legacy_url)
             else:
@@ -416,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         "`health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
         "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
         "(mirror work is dropped, counted, while the event loop lags); \"mirror process\" runs the mirror side in a "
-        "child process at nice 10 (`limits.mirror_process`). \"HTTP mirrored\" is the share of each cell's "
+        "child process at nice 10 (`limits.mirror_process`), \"idle\" runs that child under SCHED_IDLE "
+        "(`limits.mirror_idle`: it only gets CPU time nothing else wants). \"HTTP mirrored\" is the share of each cell's "
         "`GET /healthz` requests that became compared pairs; the rest were dropped and counted "
         "(`parity_dropped_total`), never waited for. nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",

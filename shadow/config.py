@@ -125,6 +125,8 @@ class Limits:
     #   then max_queued_bytes also bounds the proxy's socket buffer to it, and shed_lag_ms / rss_cap_mb watch the
     #   child (the proxy's own share per mirrored exchange is a list append and a share of one pickled batch per 2 ms)
     mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
+    mirror_idle: bool = False  # run that child under SCHED_IDLE (Linux) instead: it only gets CPU no other process
+    #   wants, so a saturated machine mirrors (and counts as dropped) rather than slowing the client path
     fast_http: bool = True  # plain HTTP/1.1 requests take the lean fast path (shadow.fastpath); false = all aiohttp
 
 

@@ -1,7 +1,7 @@
 """The mirror process: ``python -m shadow.mirror_worker FD``, started by ``shadow.remote.RemoteSide``.
 
 Owns the child's main loop. It reads its config from the socket ``FD``, lowers its own CPU priority
-(``limits.mirror_nice``), runs a :class:`shadow.side.LocalSide` (the same pipeline, mirrors, trace and store an
+(``limits.mirror_nice``, or SCHED_IDLE with ``limits.mirror_idle``), runs a :class:`shadow.side.LocalSide` (the same pipeline, mirrors, trace and store an
 in-process proxy runs) and feeds it the messages the proxy sends, in order. Every 0.5 s, and once at exit, it
 sends its metrics back. It ignores SIGINT and SIGTERM (a terminal or a service manager signals the whole process
 group; the proxy decides when mirroring stops, so the store run is finished and the trace closed) and exits when
@@ -67,6 +67,22 @@ def _dispatch(side: LocalSide, msg: tuple[Any, ...]) -> None:
         raise ValueError(f"unknown message {kind!r}")
 
 
+def _lower_priority(idle: bool, nice: int) -> None:
+    """SCHED_IDLE when asked and the platform has it (the diff workers this process starts inherit it), else
+    ``nice``; a refusal is logged, never fatal."""
+    if idle:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError) as exc:
+            logger.warning("cannot run the mirror process under SCHED_IDLE (%s); using nice %d", exc, nice)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError as exc:
+            logger.warning("cannot lower this process's priority: %s", exc)
+
+
 async def _snapshots(side: LocalSide, writer: asyncio.StreamWriter) -> None:
     while True:
         await asyncio.sleep(SNAPSHOT_EVERY)
@@ -89,11 +105,7 @@ async def serve(fd: int) -> int:
                         format="%(asctime)s %(levelname)s mirror-process %(name)s: %(message)s")
     logging.getLogger("shadow").setLevel(init["shadow_level"])
     config = init["config"]
-    if config.limits.mirror_nice:
-        try:
-            os.nice(config.limits.mirror_nice)
-        except OSError as exc:
-            logger.warning("cannot lower this process's priority: %s", exc)
+    _lower_priority(config.limits.mirror_idle, config.limits.mirror_nice)
     metrics = Metrics()
     side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"], trace_suffix=f"-{os.getpid()}")
     await side.start()

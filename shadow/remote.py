@@ -6,7 +6,7 @@ use. Every Tap call appends one message to a list that is pickled and written at
 :data:`FLUSH_INTERVAL` (so at high request rates one ``send`` carries many exchanges): the client path pays a
 list append, and a share of one pickle and one ``send``, no thread and no lock. Mirroring, pairing,
 diffing, recording and storing all run in ``shadow.mirror_worker``, a child process started at a lower CPU
-priority (``limits.mirror_nice``), so under CPU contention the kernel serves the client path first and the
+priority (``limits.mirror_nice``, or SCHED_IDLE with ``limits.mirror_idle``), so under CPU contention the kernel serves the client path first and the
 mirror falls behind; what it cannot take is dropped and counted, never waited for:
 
 - the socket's send buffer plus the unsent list over ``limits.max_queued_bytes``: ``parity_dropped_total
@@ -207,7 +207,9 @@ class RemoteSide:
             self._pending_bytes = 0
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
-            logger.info("mirror process %d ready (nice %d)", proc.pid, self.config.limits.mirror_nice)
+            limits = self.config.limits
+            logger.info("mirror process %d ready (%s)", proc.pid,
+                        "SCHED_IDLE" if limits.mirror_idle else f"nice {limits.mirror_nice}")
             while (msg := await read_frame(reader)) is not None:
                 if msg[0] == "snapshot":
                     self.snapshot, self._child_health = msg[1], msg[2]

@@ -167,6 +167,21 @@ async def test_a_stalled_child_costs_drops_never_memory_or_answers(fake_legacy: 
     assert proxy.health()["mirror_process"]["pid"] == pid  # stalled, not crashed: the same child carries on
 
 
+async def test_mirror_idle_runs_the_child_under_sched_idle(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
+                                                           make_proxy) -> None:
+    direct_http = await http_transcript(fake_legacy.url)
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={**REMOTE, "mirror_idle": True},
+                             policy={"POST /tools/invoke": "mirror"})
+    assert await http_transcript(proxy.url) == direct_http
+    child = proxy.health()["mirror_process"]
+    assert child["alive"] and child["pid"] not in (0, os.getpid())
+    assert os.sched_getscheduler(child["pid"]) == os.SCHED_IDLE
+    assert os.sched_getscheduler(os.getpid()) != os.SCHED_IDLE  # the proxy (client path) keeps its own policy
+    # an idle machine still mirrors: the child gets the CPU nobody else wants
+    await async_wait_until(lambda: Exposed(proxy).total("parity_pairs_total", route="POST /tools/invoke") == 1,
+                           20 * S, what="a pair compared by the SCHED_IDLE child")
+
+
 async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGateway) -> None:
     config = ShadowConfig.from_mapping({"mode": "passthrough", "legacy": {"url": fake_legacy.url},
                                         "limits": {"mirror_process": True}})
@@ -178,6 +193,7 @@ async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGa
     ({"mirror_process": "maybe"}, "limits.mirror_process: expected true or false"),
     ({"mirror_nice": 20}, "limits.mirror_nice: expected 0..19"),
     ({"mirror_nice": -1}, "limits.mirror_nice: expected an integer"),
+    ({"mirror_idle": "sometimes"}, "limits.mirror_idle: expected true or false"),
 ])
 def test_bad_mirror_process_settings_are_named(limits: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
