@@ -140,7 +140,7 @@ def _docs_equal(p: Pair) -> bool:
 
 async def store_rate(results: list[object], n_target: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = await Store.open(f"sqlite:///{tmp}/bench.db", batch_size=1000)
+        store = await Store.open(f"sqlite:///{tmp}/bench.db")  # the store's default batch size
         run = await store.start_run(name="bench")
         rows = 0
         start = time.perf_counter()
