@@ -531,7 +531,7 @@ def _compare_docs(
 ) -> tuple[list[Diff], int, int]:
     """(diffs, legacy leaf count, equal leaf count) for one normalized document pair; findings past the record
     cap are added to ``unrecorded``."""
-    leaves = _canonical_leaves(lc) + len(la.tolerant)
+    leaves = _canonical_leaves(lc)  # a tolerant field is one leaf: its "<tolerance>" placeholder
     diffs: list[Diff] = []
     unequal = 0
     if lc != cc:
@@ -583,12 +583,15 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
         "candidate_error": _is_error(cx),
     }
     if lx is None or cx is None:
+        # a legacy exchange the candidate never answered: all its leaves are unequal; a candidate-only exchange
+        # has no legacy fields to compare (it shows in pair and scenario parity)
         return PairResult(
             **base,
             equal=False,
             stage="unmatched",
             diffs=(_unmatched(pair),),
             unmatched="legacy" if cx is None else "candidate",
+            fields_total=sum(_raw_leaves(r) for r in lx.responses) if lx is not None else 0,
         )
     lraw = [_raw_sig(r) for r in lx.responses]
     craw = [_raw_sig(r) for r in cx.responses]
@@ -628,6 +631,11 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
         diffs.extend(d)
         total += t
         equal += e
+    # frames one leg lacks: every legacy leaf of a missing legacy frame is unequal; an extra candidate frame
+    # counts one, as an extra value does
+    for lr in lx.responses[len(cx.responses) :]:
+        total += _raw_leaves(lr)
+    equal = max(0, equal - max(0, len(cx.responses) - len(lx.responses)))
     for cut in diffs[MAX_DIFFS_PER_PAIR:]:
         key = (signature_path(cut.path), cut.kind)
         unrecorded[key] = unrecorded.get(key, 0) + 1

@@ -9,7 +9,9 @@ Two headline figures (the Python gateway's acceptance numbers):
   noise rules;
 * **field parity**: share of compared leaf fields that were equal (legacy-side leaf count). A value missing or
   changed on the candidate makes all its legacy leaves unequal; an extra value or an order finding counts one.
-  Every finding counts, including those past the per-pair record cap (``diffing.diff.MAX_DIFFS_PER_PAIR``).
+  So does a whole frame: a legacy frame or exchange the candidate never sent counts all its leaves, an extra
+  candidate frame one. Every finding counts, including those past the per-pair record cap
+  (``diffing.diff.MAX_DIFFS_PER_PAIR``).
 """
 
 from __future__ import annotations

@@ -125,8 +125,9 @@ class Limits:
     #   then max_queued_bytes also bounds the proxy's socket buffer to it, and shed_lag_ms / rss_cap_mb watch the
     #   child (the proxy's own share per mirrored exchange is a list append and a share of one pickled batch per 2 ms)
     mirror_nice: int = 10  # that child's niceness (0-19): under CPU contention the client path is served first
-    mirror_idle: bool = False  # run that child under SCHED_IDLE (Linux) instead: it only gets CPU no other process
-    #   wants, so a saturated machine mirrors (and counts as dropped) rather than slowing the client path
+    mirror_idle: bool = False  # and, once it is ready, under SCHED_IDLE (Linux): it only gets CPU no other process
+    #   wants, so a saturated machine drops (and counts) mirror work rather than slowing the client path; its final
+    #   drain leaves SCHED_IDLE where the kernel allows (root or RLIMIT_NICE). Needs mirror_process.
     fast_http: bool = True  # plain HTTP/1.1 requests take the lean fast path (shadow.fastpath); false = all aiohttp
 
 
@@ -311,7 +312,10 @@ def _limits(t: Mapping[str, Any]) -> Limits:
             kw[f.name] = _int(t, f.name, default, p, minimum)
             if f.name == "mirror_nice" and kw[f.name] > 19:
                 raise ConfigError(f"{p}mirror_nice: expected 0..19, got {kw[f.name]}")
-    return replace(base, **kw)
+    limits = replace(base, **kw)
+    if limits.mirror_idle and not limits.mirror_process:
+        raise ConfigError(f"{p}mirror_idle: applies to the mirror process; set {p}mirror_process = true too")
+    return limits
 
 
 def _record(t: Mapping[str, Any]) -> RecordConfig:

@@ -67,20 +67,29 @@ def _dispatch(side: LocalSide, msg: tuple[Any, ...]) -> None:
         raise ValueError(f"unknown message {kind!r}")
 
 
-def _lower_priority(idle: bool, nice: int) -> None:
-    """SCHED_IDLE when asked and the platform has it (the diff workers this process starts inherit it), else
-    ``nice``; a refusal is logged, never fatal."""
-    if idle:
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (AttributeError, OSError) as exc:
-            logger.warning("cannot run the mirror process under SCHED_IDLE (%s); using nice %d", exc, nice)
+def _lower_priority(nice: int) -> None:
     if nice:
         try:
             os.nice(nice)
         except OSError as exc:
             logger.warning("cannot lower this process's priority: %s", exc)
+
+
+def _set_idle(idle: bool) -> bool:
+    """SCHED_IDLE on (the diff workers this process starts later inherit it) or back off; whether it changed.
+    Set only once the child is ready (start-up, with its store migrations, must not wait for an idle CPU) and
+    lifted again for the final drain where the kernel allows it (root, or RLIMIT_NICE), so a saturated machine
+    cannot keep the child from finishing its store run before the proxy's stop timeout."""
+    policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+        return True
+    except (AttributeError, OSError) as exc:
+        if idle:
+            logger.warning("cannot run the mirror process under SCHED_IDLE (%s); it keeps its nice value", exc)
+        else:
+            logger.info("cannot leave SCHED_IDLE for the final drain (%s)", exc)
+        return False
 
 
 async def _snapshots(side: LocalSide, writer: asyncio.StreamWriter) -> None:
@@ -105,11 +114,12 @@ async def serve(fd: int) -> int:
                         format="%(asctime)s %(levelname)s mirror-process %(name)s: %(message)s")
     logging.getLogger("shadow").setLevel(init["shadow_level"])
     config = init["config"]
-    _lower_priority(config.limits.mirror_idle, config.limits.mirror_nice)
+    _lower_priority(config.limits.mirror_nice)
     metrics = Metrics()
     side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"], trace_suffix=f"-{os.getpid()}")
     await side.start()
     write_frame(writer, ("ready", side.run_id, os.getpid()))
+    idle = config.limits.mirror_idle and _set_idle(True)
     snapshots = asyncio.create_task(_snapshots(side, writer))
     try:
         while (batch := await read_frame(reader)) is not None:
@@ -125,6 +135,8 @@ async def serve(fd: int) -> int:
         return 0
     finally:
         snapshots.cancel()
+        if idle:
+            _set_idle(False)
         await side.stop()
         _send_snapshot(side, writer)
         try:

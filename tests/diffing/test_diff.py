@@ -174,6 +174,25 @@ def test_unmatched_pairs() -> None:
     assert cmp(http_ex(L, 200, b""), None).diffs[0].kind is DiffKind.FRAME_COUNT
 
 
+def _leaf_count(v: Any) -> int:
+    if isinstance(v, dict | list):
+        return sum(_leaf_count(x) for x in (v.values() if isinstance(v, dict) else v)) or 1
+    return 1
+
+
+def test_frames_and_exchanges_one_leg_lacks_count_their_legacy_fields_as_unequal() -> None:
+    one, two = res({"a": 1}), res({"b": [1, 2], "c": "x"}, t=0.02)
+    n1, n2 = (_leaf_count(json.loads(f.raw)) for f in (one, two))  # type: ignore[union-attr]
+    r = cmp(wsx(L, one, two), wsx(C, one))  # the candidate never sent the second frame
+    assert (r.fields_total, r.fields_equal) == (n1 + n2, n1)
+    r = cmp(wsx(L, one), wsx(C, one, two))  # an extra candidate frame counts one, as an extra value does
+    assert (r.fields_total, r.fields_equal) == (n1, n1 - 1)
+    r = cmp(wsx(L, one, two), None)  # no answer at all
+    assert r.unmatched == "legacy" and (r.fields_total, r.fields_equal) == (n1 + n2, 0)
+    r = cmp(None, wsx(C, one))  # nothing on the legacy side to compare
+    assert r.unmatched == "candidate" and (r.fields_total, r.fields_equal) == (0, 0)
+
+
 def test_compare_exchanges_returns_plain_records() -> None:
     diffs = compare_exchanges(wsx(L, res({"a": 1})), wsx(C, res({"a": 2})), OPENCLAW)
     assert diffs == [Diff("payload.a", DiffKind.VALUE, "1", "2")]
@@ -188,6 +207,10 @@ def test_tolerance_rules_compare_numbers_within_bounds() -> None:
     assert [(d.path, d.kind) for d in compare_pair(far, prof).diffs] == [("payload.load", DiffKind.VALUE)]
     gone = Pair(conn="c1", key="1", kind=ExchangeKind.WS, group="health", legacy=a, candidate=wsx(C, res({})))
     assert [(d.path, d.kind) for d in compare_pair(gone, prof).diffs] == [("payload.load", DiffKind.MISSING)]
+    # a tolerant field is one compared field (type, id, ok, payload.load): equal, out of bounds, or missing
+    for pair, equal in ((p, 4), (far, 3), (gone, 3)):
+        r = compare_pair(pair, prof)
+        assert (r.fields_total, r.fields_equal) == (4, equal)
     extra = Pair(conn="c1", key="1", kind=ExchangeKind.WS, group="health", legacy=wsx(L, res({})), candidate=b)
     assert [(d.path, d.kind) for d in compare_pair(extra, prof).diffs] == [("payload.load", DiffKind.EXTRA)]
 

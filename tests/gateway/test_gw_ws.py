@@ -42,6 +42,7 @@ async def test_challenge_then_hello_ok_has_the_legacy_keys(gw: RunningGateway) -
         (["operator.read"], {"updateSchedule"}, True),
         (["operator.write"], {"updateSchedule"}, True),  # write implies read
         (["operator.approvals"], set(), False),
+        (["operator.sessions.read"], set(), False),  # session reads do not grant operator.read
         ([], set(), False),
     ],
 )

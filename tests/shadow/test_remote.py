@@ -193,7 +193,8 @@ async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGa
     ({"mirror_process": "maybe"}, "limits.mirror_process: expected true or false"),
     ({"mirror_nice": 20}, "limits.mirror_nice: expected 0..19"),
     ({"mirror_nice": -1}, "limits.mirror_nice: expected an integer"),
-    ({"mirror_idle": "sometimes"}, "limits.mirror_idle: expected true or false"),
+    ({"mirror_idle": "sometimes", "mirror_process": True}, "limits.mirror_idle: expected true or false"),
+    ({"mirror_idle": True}, "limits.mirror_idle: applies to the mirror process"),
 ])
 def test_bad_mirror_process_settings_are_named(limits: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
