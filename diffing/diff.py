@@ -410,19 +410,20 @@ def _order_prepass(a: Json, b: Json, path: str, out: _Findings) -> Json:
 
 
 def _walk(a: Json, b: Json, path: str, out: _Findings) -> None:
-    """Own structural diff, used past DEEPDIFF_MAX_BYTES: records stop at the cap, the count goes on."""
+    """Own structural diff, for a value past DEEPDIFF_MAX_BYTES that is not an object (objects are descended by
+    :func:`_dict_descent`): lists by position, everything else as one finding."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in a.keys() - b.keys():
             out.add(_join(path, k), DiffKind.MISSING, a[k], _ABSENT)
         for k in b.keys() - a.keys():
             out.add(_join(path, k), DiffKind.EXTRA, _ABSENT, b[k])
         for k in a.keys() & b.keys():
-            if a[k] != b[k] or type(a[k]) is not type(b[k]):
+            if not _same_fast(a[k], b[k]):
                 _walk(a[k], b[k], _join(path, k), out)
         return
     if isinstance(a, list) and isinstance(b, list):
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            if x != y or type(x) is not type(y):
+            if not _same_fast(x, y):
                 _walk(x, y, _join(path, i), out)
         for i in range(len(b), len(a)):
             out.add(_join(path, i), DiffKind.MISSING, a[i], _ABSENT)
@@ -491,7 +492,10 @@ def _dict_descent(a: Json, b: Json, prefix: list[Any], out: _Findings) -> None:
                 _dict_descent(x, y, [*prefix, i], out)
         return
     if not (isinstance(a, dict) and isinstance(b, dict)):
-        _deepdiff(a, b, prefix, out)
+        if _small(a) and _small(b):
+            _deepdiff(a, b, prefix, out)
+        else:  # a huge list or text: the bounded walker (positional for lists, one finding for text)
+            _walk(a, b, ".".join(str(p) for p in prefix), out)
         return
     for k, v in a.items():
         if k not in b:
@@ -508,19 +512,33 @@ def _has_containers_in(a: list[Any], b: list[Any]) -> bool:
 
 
 def _explain(a: Json, b: Json, size: int) -> _Findings:
-    """The findings between two normalized documents: records sorted by path and cut at the cap, ``unequal``
-    counted over all of them."""
-    if size > DEEPDIFF_MAX_BYTES:
-        out = _Findings(MAX_DIFFS_PER_PAIR)
-        _walk(a, _order_prepass(a, b, "", out), "", out)
-        return out
-    out = _Findings(None)
-    _dict_descent(a, _order_prepass(a, b, "", out), [], out)
+    """The findings between two normalized documents, ``unequal`` counted over all of them. Up to
+    DEEPDIFF_MAX_BYTES every finding is recorded, then sorted by path and cut at the cap; past it the records
+    stop at the cap as they are found (memory stays bounded on a huge document), then are sorted."""
+    out = _Findings(None if size <= DEEPDIFF_MAX_BYTES else MAX_DIFFS_PER_PAIR)
+    b = _order_prepass(a, b, "", out)
+    _dict_descent(a, b, [], out)
+    if not out.unequal:
+        # The canonical texts differ, yet DeepDiff saw nothing: its difflib pass on lists of plain values takes
+        # True for 1 ([1] vs [true]). The strict walker finds what the numeric policy calls different.
+        _walk(a, b, "", out)
     out.diffs.sort(key=lambda d: (d.path, d.kind))
     for d in out.diffs[MAX_DIFFS_PER_PAIR:]:
         out.skip(d.path, d.kind)
     del out.diffs[MAX_DIFFS_PER_PAIR:]
     return out
+
+
+def _small(v: Json) -> bool:
+    """Whether DeepDiff's cost on ``v`` is bounded: a scalar, or text / JSON of at most DEEPDIFF_MAX_BYTES."""
+    if isinstance(v, str):
+        return len(v) <= DEEPDIFF_MAX_BYTES
+    if isinstance(v, dict | list):
+        try:
+            return len(orjson.dumps(v)) <= DEEPDIFF_MAX_BYTES
+        except TypeError:  # integers beyond 64 bits
+            return False
+    return True
 
 
 # --- comparing ------------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import tracemalloc
 from typing import Any
 
 from diffing.diff import (
+    DEEPDIFF_MAX_BYTES,
     MAX_DIFFS_PER_PAIR,
     MAX_VALUE_CHARS,
     Diff,
@@ -286,6 +287,26 @@ def test_field_parity_counts_every_finding_not_only_the_recorded_ones() -> None:
     r = cmp(wsx(L, res({"methods": long})), wsx(C, res({"methods": long[:50]})))
     assert len(r.diffs) == MAX_DIFFS_PER_PAIR and r.fields_total - r.fields_equal == 450
     assert r.signature_counts() == {("payload.methods.*", DiffKind.MISSING): 450}
+
+
+def test_a_big_document_explains_a_small_list_as_deepdiff_does() -> None:
+    # hello-ok is past DEEPDIFF_MAX_BYTES; its features lists are not: a shorter candidate list is the removed
+    # names (kind "missing"), whatever the size of the document around it, never a positional walk
+    names = [f"m{i:03}" for i in range(466)]
+    kept = names[::11]
+    pad = "x" * (DEEPDIFF_MAX_BYTES + 100)
+    small = cmp(wsx(L, res({"methods": names})), wsx(C, res({"methods": kept})))
+    big = cmp(wsx(L, res({"methods": names, "pad": pad})), wsx(C, res({"methods": kept, "pad": pad})))
+    for r in (small, big):
+        assert r.signature_counts() == {("payload.methods.*", DiffKind.MISSING): len(names) - len(kept)}
+        assert r.fields_total - r.fields_equal == len(names) - len(kept)
+
+
+def test_a_big_document_tells_true_from_one_deep_inside() -> None:
+    # == says [1] == [True]; the canonical texts differ, so the explanation must find it at any document size
+    pad = "x" * (DEEPDIFF_MAX_BYTES + 100)
+    r = cmp(wsx(L, res({"x": {"y": [1]}, "pad": pad})), wsx(C, res({"x": {"y": [True]}, "pad": pad})))
+    assert not r.equal and kinds(r) == [("payload.x.y.0", DiffKind.TYPE)]
 
 
 def test_a_signature_found_only_past_the_cap_is_still_reported() -> None:
