@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -126,13 +127,9 @@ class PairResult:
 
     def signature_counts(self) -> dict[tuple[str, DiffKind], int]:
         """Every finding of the pair by signature (list indices generalized) and kind, recorded or not."""
-        out: dict[tuple[str, DiffKind], int] = {}
-        for d in self.diffs:
-            key = (signature_path(d.path), d.kind)
-            out[key] = out.get(key, 0) + 1
-        for path, kind, n in self.unrecorded:
-            out[(path, kind)] = out.get((path, kind), 0) + n
-        return out
+        out = Counter((signature_path(d.path), d.kind) for d in self.diffs)
+        out.update({(path, kind): n for path, kind, n in self.unrecorded})
+        return dict(out)
 
 
 _NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
@@ -360,12 +357,11 @@ class _Findings:
         self.cap = cap
         self.diffs: list[Diff] = []
         self.unequal = 0
-        self.unrecorded: dict[tuple[str, DiffKind], int] = {}
+        self.unrecorded: Counter[tuple[str, DiffKind]] = Counter()
 
     def skip(self, path: str, kind: DiffKind) -> None:
         """Count a finding past the cap by its signature."""
-        key = (signature_path(path), kind)
-        self.unrecorded[key] = self.unrecorded.get(key, 0) + 1
+        self.unrecorded[(signature_path(path), kind)] += 1
 
     def add(self, path: str, kind: DiffKind, legacy: Any, candidate: Any) -> None:
         if isinstance(legacy, dict | list) and kind is not DiffKind.EXTRA and kind is not DiffKind.ORDER:
@@ -544,8 +540,13 @@ def _small(v: Json) -> bool:
 # --- comparing ------------------------------------------------------------------------------------------------------
 
 
+def _in_frame(prefix: str, path: str) -> str:
+    """A document path placed in its frame (``#1.payload.x`` for the second response; ``$`` is the root)."""
+    return _join(prefix, path) if path != "$" else (prefix or "$")
+
+
 def _compare_docs(
-    la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str, unrecorded: dict[tuple[str, DiffKind], int]
+    la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str, unrecorded: Counter[tuple[str, DiffKind]]
 ) -> tuple[list[Diff], int, int]:
     """(diffs, legacy leaf count, equal leaf count) for one normalized document pair; findings past the record
     cap are added to ``unrecorded``."""
@@ -562,11 +563,10 @@ def _compare_docs(
             found = _explain(a, b, max(len(lc2), len(cc2)))
             unequal += found.unequal
             for (path, kind), n in found.unrecorded.items():
-                path = _join(prefix, path) if path != "$" else (prefix or "$")
-                key = (path, _classify(path, kind))
-                unrecorded[key] = unrecorded.get(key, 0) + n
+                path = _in_frame(prefix, path)
+                unrecorded[(path, _classify(path, kind))] += n
             for d in found.diffs:
-                path = _join(prefix, d.path) if d.path != "$" else (prefix or "$")
+                path = _in_frame(prefix, d.path)
                 diffs.append(Diff(path, _classify(path, d.kind), d.legacy, d.candidate))
     # Presence of a tolerant field is compared through its "<tolerance>" placeholder; here only the numbers.
     for p in la.tolerant.keys() & ca.tolerant.keys():
@@ -620,7 +620,7 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
     if len(lx.responses) != len(cx.responses):
         diffs.append(Diff("responses", DiffKind.FRAME_COUNT, str(len(lx.responses)), str(len(cx.responses))))
     total = equal = 0
-    unrecorded: dict[tuple[str, DiffKind], int] = {}
+    unrecorded: Counter[tuple[str, DiffKind]] = Counter()
     monotonic: dict[str, tuple[list[tuple[float, Json]], list[tuple[float, Json]]]] = {}
     for i, (lr, cr) in enumerate(zip(lx.responses, cx.responses, strict=False)):
         prefix = f"#{i}" if i else ""
@@ -654,9 +654,7 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
     for lr in lx.responses[len(cx.responses) :]:
         total += _raw_leaves(lr)
     equal = max(0, equal - max(0, len(cx.responses) - len(lx.responses)))
-    for cut in diffs[MAX_DIFFS_PER_PAIR:]:
-        key = (signature_path(cut.path), cut.kind)
-        unrecorded[key] = unrecorded.get(key, 0) + 1
+    unrecorded.update((signature_path(cut.path), cut.kind) for cut in diffs[MAX_DIFFS_PER_PAIR:])
     del diffs[MAX_DIFFS_PER_PAIR:]
     return PairResult(
         **base,
