@@ -1,7 +1,8 @@
 """The staged differ: a legacy exchange against a candidate exchange -> plain :class:`Diff` records.
 
-Owns :class:`Diff`, :class:`DiffKind`, :class:`PairResult` and the compare functions. Pure (no I/O, no
-clocks); may import ``wire``, orjson and deepdiff. DeepDiff objects never leave this module.
+Owns :class:`PairResult` and the compare functions; re-exports the records (``diffing.records``: :class:`Diff`,
+:class:`DiffKind`, :func:`show`, the limits). The explain stage is ``diffing.explain``. Pure (no I/O, no
+clocks); may import ``wire``, orjson and ``diffing.{records,explain}``.
 
 Stages (architecture §11: DeepDiff costs ~5 ms per 2 KB pair, the canonical form 8-30 µs):
 
@@ -10,8 +11,9 @@ Stages (architecture §11: DeepDiff costs ~5 ms per 2 KB pair, the canonical for
    to overflow 64 bits), normalized with the profile's rules, and dumped as sorted-key canonical JSON. Equal
    -> equal. On a mismatch the numeric policy (``1 == 1.0``, ``true != 1``; see ``wire.normalize``) is
    applied and the canonical forms compared again.
-3. **explain**: only now DeepDiff (or, past :data:`DEEPDIFF_MAX_BYTES`, a bounded own walker) explains the
-   difference; lists that are permutations of each other are reported once as ``order``.
+3. **explain** (``diffing.explain``): only now DeepDiff (on each differing child of bounded size; a positional
+   walker on huge lists and texts) explains the difference; lists that are permutations of each other are
+   reported once as ``order``. Every finding counts toward field parity, past the record cap too.
 
 Values in records are JSON text truncated to :data:`MAX_VALUE_CHARS` with a visible ``…<truncated N chars>``
 marker, so a 25 MiB payload never reaches the store whole.
@@ -19,18 +21,26 @@ marker, so a 25 MiB payload never reaches the store whole.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import orjson
-from deepdiff import DeepDiff
 
+from diffing.explain import explain
+from diffing.records import (
+    DEEPDIFF_MAX_BYTES,
+    MAX_DIFFS_PER_PAIR,
+    MAX_VALUE_CHARS,
+    Diff,
+    DiffKind,
+    join_path,
+    show,
+    signature_path,
+)
 from wire.model import (
     Close,
     Event,
@@ -59,36 +69,6 @@ __all__ = [
     "show",
     "signature_path",
 ]
-
-MAX_VALUE_CHARS = 512
-#: Diff records kept per pair; findings past it are still counted (``PairResult.unrecorded``, field parity).
-MAX_DIFFS_PER_PAIR = 200
-DEEPDIFF_MAX_BYTES = 16 * 1024
-
-
-class DiffKind(StrEnum):
-    VALUE = "value"
-    TYPE = "type"
-    MISSING = "missing"  # present on legacy, absent on candidate
-    EXTRA = "extra"  # present on candidate only
-    ORDER = "order"
-    STATUS = "status"
-    HEADER = "header"
-    CLOSE_CODE = "close-code"
-    FRAME_COUNT = "frame-count"
-    EVENT_MISSING = "event-missing"
-    EVENT_EXTRA = "event-extra"
-    PROTOCOL_ERROR = "protocol-error"
-
-
-@dataclass(frozen=True, slots=True)
-class Diff:
-    """One difference: where, what kind, and both values as (truncated) JSON text (``None`` = absent)."""
-
-    path: str
-    kind: DiffKind
-    legacy: str | None = None
-    candidate: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,38 +110,6 @@ class PairResult:
         out = Counter((signature_path(d.path), d.kind) for d in self.diffs)
         out.update({(path, kind): n for path, kind, n in self.unrecorded})
         return dict(out)
-
-
-_NUM_SEG = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
-
-
-@functools.lru_cache(maxsize=4096)  # the same few paths recur on every batch
-def signature_path(path: str) -> str:
-    """Generalize list indices so one signature covers every element: ``a.3.ts`` -> ``a.*.ts``."""
-    return _NUM_SEG.sub("*", path)
-
-
-# --- values -----------------------------------------------------------------------------------------------------
-
-_MARK = "…<truncated {n} chars>"
-
-
-def show(v: Any, limit: int = MAX_VALUE_CHARS) -> str:
-    """JSON text of ``v`` cut at ``limit`` characters with a visible marker; never builds more than it needs."""
-    enc = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    parts: list[str] = []
-    size = 0
-    it = enc.iterencode(v)
-    for chunk in it:
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    else:
-        return "".join(parts)
-    text = "".join(parts)
-    rest = size - limit + sum(len(c) for c in it)
-    return text[:limit] + _MARK.format(n=rest)
 
 
 _BIG_INT = re.compile(r"\d{19,}")
@@ -323,226 +271,12 @@ def _classify(path: str, default: DiffKind) -> DiffKind:
     return default
 
 
-# --- explaining a mismatch ------------------------------------------------------------------------------------------
-
-_ABSENT: Any = object()  # a side the finding has no value on (missing / extra)
-
-
-def _value_leaves(v: Json) -> int:
-    """Leaf count of a decoded value as :func:`_canonical_leaves` counts its text (an empty container is one
-    leaf); iterative, so a deeply nested value cannot exhaust the stack."""
-    n, stack = 0, [v]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, dict | list):
-            items = x.values() if isinstance(x, dict) else x
-            if items:
-                stack.extend(items)
-                continue
-        n += 1
-    return n
-
-
-class _Findings:
-    """The findings of one document pair: at most ``cap`` :class:`Diff` records (``None``: no cap), and
-    ``unequal`` -- the legacy leaves they cover, counted for every finding, recorded or not.
-
-    A missing or changed value covers all its legacy leaves (a missing object of ten fields is ten unequal
-    fields, not one); an extra value or an order finding counts one. Field parity is computed from ``unequal``,
-    so the record cap never raises it."""
-
-    __slots__ = ("cap", "diffs", "unequal", "unrecorded")
-
-    def __init__(self, cap: int | None) -> None:
-        self.cap = cap
-        self.diffs: list[Diff] = []
-        self.unequal = 0
-        self.unrecorded: Counter[tuple[str, DiffKind]] = Counter()
-
-    def skip(self, path: str, kind: DiffKind) -> None:
-        """Count a finding past the cap by its signature."""
-        self.unrecorded[(signature_path(path), kind)] += 1
-
-    def add(self, path: str, kind: DiffKind, legacy: Any, candidate: Any) -> None:
-        if isinstance(legacy, dict | list) and kind is not DiffKind.EXTRA and kind is not DiffKind.ORDER:
-            self.unequal += _value_leaves(legacy)
-        else:  # a scalar, an extra value or an order finding
-            self.unequal += 1
-        if self.cap is not None and len(self.diffs) >= self.cap:
-            self.skip(path, kind)
-        else:
-            self.diffs.append(
-                Diff(
-                    path,
-                    kind,
-                    None if legacy is _ABSENT else show(legacy),
-                    None if candidate is _ABSENT else show(candidate),
-                )
-            )
-
-
-
-def _join(prefix: str, key: Any) -> str:
-    return f"{prefix}.{key}" if prefix else str(key)
-
-
-def _order_prepass(a: Json, b: Json, path: str, out: _Findings) -> Json:
-    """Report lists that are permutations once as ``order``; return ``b`` with those lists put in ``a``'s order.
-
-    Equal (``==``) subtrees are taken from ``b`` as they are: no list inside them can be a reordering."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {k: (_order_prepass(a[k], v, _join(path, k), out) if k in a and a[k] != v else v) for k, v in b.items()}
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) == len(b) and a != b:
-            ka = sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in a) if len(a) < 10_000 else None
-            if ka is not None and ka == sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in b):
-                out.add(path or "$", DiffKind.ORDER, a, b)
-                return a
-        return [
-            _order_prepass(x, y, _join(path, i), out) if x != y else y
-            for i, (x, y) in enumerate(zip(a, b, strict=False))
-        ] + b[len(a) :]
-    return b
-
-
-def _walk(a: Json, b: Json, path: str, out: _Findings) -> None:
-    """Own structural diff, for a value past DEEPDIFF_MAX_BYTES that is not an object (objects are descended by
-    :func:`_dict_descent`): lists by position, everything else as one finding."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in a.keys() - b.keys():
-            out.add(_join(path, k), DiffKind.MISSING, a[k], _ABSENT)
-        for k in b.keys() - a.keys():
-            out.add(_join(path, k), DiffKind.EXTRA, _ABSENT, b[k])
-        for k in a.keys() & b.keys():
-            if not _same_fast(a[k], b[k]):
-                _walk(a[k], b[k], _join(path, k), out)
-        return
-    if isinstance(a, list) and isinstance(b, list):
-        for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            if not _same_fast(x, y):
-                _walk(x, y, _join(path, i), out)
-        for i in range(len(b), len(a)):
-            out.add(_join(path, i), DiffKind.MISSING, a[i], _ABSENT)
-        for i in range(len(a), len(b)):
-            out.add(_join(path, i), DiffKind.EXTRA, _ABSENT, b[i])
-        return
-    out.add(path or "$", DiffKind.TYPE if type(a) is not type(b) else DiffKind.VALUE, a, b)
-
-
-_DD_KIND = {
-    "values_changed": DiffKind.VALUE,
-    "type_changes": DiffKind.TYPE,
-    "dictionary_item_removed": DiffKind.MISSING,
-    "iterable_item_removed": DiffKind.MISSING,
-    "dictionary_item_added": DiffKind.EXTRA,
-    "iterable_item_added": DiffKind.EXTRA,
-}
-
-
-def _same(a: Json, b: Json) -> bool:
-    """Exactly equal: ``==`` with the same type at every node (``1 == True`` and ``[1] == [True]`` are not)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _same_fast(a: Json, b: Json) -> bool:
-    """``_same`` with the common case at C speed: unequal -> no; equal -> the sorted-key orjson texts (which
-    tell ``true`` from ``1`` and ``1.0e18`` from ``10**18``) decide, ``_same`` when orjson cannot encode."""
-    if a != b:
-        return False
-    try:
-        return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return _same(a, b)
-
-
-def _deepdiff(a: Json, b: Json, prefix: list[Any], out: _Findings) -> None:
-    """DeepDiff's findings for one (sub)document pair, paths prefixed with where it sits."""
-    tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
-    for report, levels in tree.items():
-        kind = _DD_KIND.get(report, DiffKind.VALUE)
-        for level in levels:
-            path = ".".join(str(p) for p in (*prefix, *level.path(output_format="list"))) or "$"
-            out.add(
-                path,
-                kind,
-                _ABSENT if kind is DiffKind.EXTRA else level.t1,
-                _ABSENT if kind is DiffKind.MISSING else level.t2,
-            )
-
-
-def _dict_descent(a: Json, b: Json, prefix: list[Any], out: _Findings) -> None:
-    """DeepDiff's own answer at a fraction of its cost: where both sides are objects, removed and added keys are
-    reported here exactly as DeepDiff reports them (``dictionary_item_removed/added``), exactly equal children
-    are skipped, equal-length lists holding objects or lists are walked by index (as DeepDiff pairs them), and
-    DeepDiff runs only on the differing children that are neither."""
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and _has_containers_in(a, b):
-        # DeepDiff pairs such lists by index (its difflib path is only for lists of plain values on both sides)
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            if not _same_fast(x, y):
-                _dict_descent(x, y, [*prefix, i], out)
-        return
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        if _small(a) and _small(b):
-            _deepdiff(a, b, prefix, out)
-        else:  # a huge list or text: the bounded walker (positional for lists, one finding for text)
-            _walk(a, b, ".".join(str(p) for p in prefix), out)
-        return
-    for k, v in a.items():
-        if k not in b:
-            out.add(".".join(str(p) for p in (*prefix, k)), DiffKind.MISSING, v, _ABSENT)
-        elif not _same_fast(v, b[k]):
-            _dict_descent(v, b[k], [*prefix, k], out)
-    for k, v in b.items():
-        if k not in a:
-            out.add(".".join(str(p) for p in (*prefix, k)), DiffKind.EXTRA, _ABSENT, v)
-
-
-def _has_containers_in(a: list[Any], b: list[Any]) -> bool:
-    return any(isinstance(x, dict | list) for x in a) or any(isinstance(y, dict | list) for y in b)
-
-
-def _explain(a: Json, b: Json, size: int) -> _Findings:
-    """The findings between two normalized documents, ``unequal`` counted over all of them. Up to
-    DEEPDIFF_MAX_BYTES every finding is recorded, then sorted by path and cut at the cap; past it the records
-    stop at the cap as they are found (memory stays bounded on a huge document), then are sorted."""
-    out = _Findings(None if size <= DEEPDIFF_MAX_BYTES else MAX_DIFFS_PER_PAIR)
-    b = _order_prepass(a, b, "", out)
-    _dict_descent(a, b, [], out)
-    if not out.unequal:
-        # The canonical texts differ, yet DeepDiff saw nothing: its difflib pass on lists of plain values takes
-        # True for 1 ([1] vs [true]). The strict walker finds what the numeric policy calls different.
-        _walk(a, b, "", out)
-    out.diffs.sort(key=lambda d: (d.path, d.kind))
-    for d in out.diffs[MAX_DIFFS_PER_PAIR:]:
-        out.skip(d.path, d.kind)
-    del out.diffs[MAX_DIFFS_PER_PAIR:]
-    return out
-
-
-def _small(v: Json) -> bool:
-    """Whether DeepDiff's cost on ``v`` is bounded: a scalar, or text / JSON of at most DEEPDIFF_MAX_BYTES."""
-    if isinstance(v, str):
-        return len(v) <= DEEPDIFF_MAX_BYTES
-    if isinstance(v, dict | list):
-        try:
-            return len(orjson.dumps(v)) <= DEEPDIFF_MAX_BYTES
-        except TypeError:  # integers beyond 64 bits
-            return False
-    return True
-
-
 # --- comparing ------------------------------------------------------------------------------------------------------
 
 
 def _in_frame(prefix: str, path: str) -> str:
     """A document path placed in its frame (``#1.payload.x`` for the second response; ``$`` is the root)."""
-    return _join(prefix, path) if path != "$" else (prefix or "$")
+    return join_path(prefix, path) if path != "$" else (prefix or "$")
 
 
 def _compare_docs(
@@ -560,7 +294,7 @@ def _compare_docs(
         else:  # no float on either side: the numeric policy changes nothing
             a, b, lc2, cc2 = la.value, ca.value, lc, cc
         if lc2 != cc2:
-            found = _explain(a, b, max(len(lc2), len(cc2)))
+            found = explain(a, b, max(len(lc2), len(cc2)))
             unequal += found.unequal
             for (path, kind), n in found.unrecorded.items():
                 path = _in_frame(prefix, path)
@@ -573,7 +307,7 @@ def _compare_docs(
         (lv, rule), (cv, _) = la.tolerant[p], ca.tolerant[p]
         if not rule.accepts(lv, cv):
             kind = DiffKind.TYPE if type(lv) is not type(cv) and not (_num(lv) and _num(cv)) else DiffKind.VALUE
-            diffs.append(Diff(_join(prefix, p), kind, show(lv), show(cv)))
+            diffs.append(Diff(join_path(prefix, p), kind, show(lv), show(cv)))
             unequal += 1
     return diffs, leaves, max(0, leaves - unequal)
 
@@ -626,11 +360,13 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
         prefix = f"#{i}" if i else ""
         if isinstance(lr, Other) or isinstance(cr, Other):
             if _raw_sig(lr) != _raw_sig(cr):
-                diffs.append(Diff(_join(prefix, "frame"), DiffKind.PROTOCOL_ERROR, _problem(lr), _problem(cr)))
+                diffs.append(Diff(join_path(prefix, "frame"), DiffKind.PROTOCOL_ERROR, _problem(lr), _problem(cr)))
                 total += 1
             continue
         if type(lr) is not type(cr):
-            diffs.append(Diff(_join(prefix, "frame"), DiffKind.TYPE, show(type(lr).__name__), show(type(cr).__name__)))
+            diffs.append(
+                Diff(join_path(prefix, "frame"), DiffKind.TYPE, show(type(lr).__name__), show(type(cr).__name__))
+            )
             total += 1
             continue
         lctx, ldoc, lrawtext = _document(lr, lx, profile)
@@ -639,7 +375,7 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
         ln = norm.normalize(ldoc, lctx, raw=lrawtext)
         cn = norm.normalize(cdoc, cctx, raw=crawtext)
         for p in ln.monotonic.keys() | cn.monotonic.keys():
-            monotonic[_join(prefix, p)] = (
+            monotonic[join_path(prefix, p)] = (
                 [(lr.t, ln.monotonic[p])] if p in ln.monotonic else [],
                 [(cr.t, cn.monotonic[p])] if p in cn.monotonic else [],
             )

@@ -20,6 +20,7 @@ import pytest
 from deepdiff import DeepDiff
 
 from diffing import diff as D
+from diffing import explain as X
 from recorder.format import read_trace
 from wire.correlate import correlate
 from wire.model import Close, Event, Exchange, Json, Other, Res
@@ -127,14 +128,14 @@ def _leaves(v: Any) -> int:
 def _explain_reference(a: Json, b: Json, size: int) -> tuple[list[D.Diff], int]:
     """The explanation as it was first written: DeepDiff over the whole document pair; and the legacy leaves its
     findings cover (a removed or changed value: all its leaves; an added one or an order finding: one)."""
-    out = D._Findings(None)
+    out = X.Findings(None)
     assert size <= D.DEEPDIFF_MAX_BYTES, "the reference is DeepDiff on the whole document: small ones only"
-    b = D._order_prepass(a, b, "", out)
+    b = X._order_prepass(a, b, "", out)
     records = list(out.diffs)
     unequal = len(records)
     tree = DeepDiff(a, b, view="tree", threshold_to_diff_deeper=0, verbose_level=2)
     for report, levels in tree.items():
-        kind = D._DD_KIND.get(report, D.DiffKind.VALUE)
+        kind = X._DD_KIND.get(report, D.DiffKind.VALUE)
         for level in levels:
             path = ".".join(str(p) for p in level.path(output_format="list")) or "$"
             legacy = None if kind is D.DiffKind.EXTRA else D.show(level.t1)
@@ -146,7 +147,7 @@ def _explain_reference(a: Json, b: Json, size: int) -> tuple[list[D.Diff], int]:
 
 
 def _got(a: Json, b: Json, size: int) -> tuple[list[D.Diff], int]:
-    found = D._explain(a, b, size)
+    found = X.explain(a, b, size)
     return found.diffs, found.unequal
 
 
