@@ -32,8 +32,8 @@ _ABSENT: Any = object()  # a side the finding has no value on (missing / extra)
 
 
 def _value_leaves(v: Json) -> int:
-    """Leaf count of a decoded value as :func:`_canonical_leaves` counts its text (an empty container is one
-    leaf); iterative, so a deeply nested value cannot exhaust the stack."""
+    """Leaf count of a decoded value as ``diffing.diff._canonical_leaves`` counts its text (an empty
+    container is one leaf); iterative, so a deeply nested value cannot exhaust the stack."""
     n, stack = 0, [v]
     while stack:
         x = stack.pop()
