@@ -149,7 +149,8 @@ async def store_rate(results: list[object], n_target: int) -> tuple[float, int]:
         while rows < n_target:
             pair, result = results[i % len(results)]  # type: ignore[misc]
             store.add_pair(run, result, legacy=pair.legacy, candidate=pair.candidate)
-            rows += 1 + (pair.legacy is not None) + (pair.candidate is not None) + len(result.diffs) + len(result.unrecorded)
+            rows += 1 + (pair.legacy is not None) + (pair.candidate is not None)
+            rows += len(result.diffs) + len(result.unrecorded)
             i += 1
             if i % 5000 == 0:
                 await asyncio.sleep(0)

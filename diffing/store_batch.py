@@ -1,9 +1,9 @@
 """One batch of compared pairs as rows: the parity store's write path, kept apart from its queries.
 
-Owns :func:`write_batch` (pairs, exchange summaries, diffs and mismatch-signature counts in one transaction)
-and the exemplar limit; :func:`signature_path` is ``diffing.diff``'s, re-exported. Rows are plain tuples in table column order, sent with the
-driver's ``executemany`` (``exec_driver_sql``): SQLAlchemy's per-row parameter processing would otherwise cost
-more than SQLite itself. Runs in the store's writer thread; no asyncio here.
+Owns :func:`write_batch` (pairs, exchange summaries, diffs and mismatch-signature counts in one transaction) and the
+exemplar limit; :func:`signature_path` is ``diffing.records``', re-exported. Rows are plain tuples in table column
+order, sent with the driver's ``executemany`` (``exec_driver_sql``): SQLAlchemy's per-row parameter processing would
+otherwise cost more than SQLite itself. Runs in the store's writer thread; no asyncio here.
 
 May import SQLAlchemy, ``diffing.schema``, ``diffing.diff``, ``wire``.
 """

@@ -91,6 +91,11 @@ def _missing(scope: str) -> dict[str, Any]:
                        details={"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]})
 
 
+def read_granted(scopes: frozenset[str]) -> bool:
+    """The legacy's operator.read check: granted by read, write or admin (``operatorScopeSatisfied``)."""
+    return bool(scopes & {READ, WRITE, ADMIN})
+
+
 def authorize(name: str, role: str, scopes: frozenset[str]) -> dict[str, Any] | None:
     """``None`` when allowed, else the legacy's error shape."""
     if name == "health":
@@ -107,7 +112,7 @@ def authorize(name: str, role: str, scopes: frozenset[str]) -> dict[str, Any] | 
     needed = ADMIN if spec is None or name.startswith(_RESERVED_ADMIN) and name not in ("config.get", "config.schema.lookup") else spec.scope
     if needed is None:
         return None
-    if needed == READ and scopes & {READ, WRITE}:
+    if needed == READ and read_granted(scopes):
         return None
     if needed in scopes:
         return None

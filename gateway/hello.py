@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import CONFIG_KEY, STATE_KEY
-from gateway.dispatch import implemented_methods
+from gateway.dispatch import ADMIN, implemented_methods, read_granted
 from gateway.state import BUILD_ID, MAX_BUFFERED_BYTES, VERSION, ClientConn
 
 __all__ = ["EVENTS", "applied_config_hash", "build_hello", "build_snapshot", "session_defaults"]
@@ -73,19 +73,16 @@ def session_defaults(app: web.Application) -> dict[str, Any]:
     }
 
 
-def _read_allowed(role: str, scopes: frozenset[str]) -> bool:
-    """The legacy's ``operator.read`` check for an operator: granted by read, write or admin."""
-    return role == "operator" and bool(scopes & {"operator.read", "operator.write", "operator.admin"})
-
-
-def build_snapshot(app: web.Application, role: str = "operator", scopes: frozenset[str] = frozenset()) -> dict[str, Any]:
+def build_snapshot(
+    app: web.Application, role: str = "operator", scopes: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """hello-ok's snapshot as the legacy projects it for one client (dist ``buildGatewaySnapshot``): presence
     only for operators with read access, ``updateSchedule`` likewise, and the install paths and auth mode only
     for ``operator.admin``."""
     from gateway.methods.health import cached_health
 
     state, config = app[STATE_KEY], app[CONFIG_KEY]
-    readable = _read_allowed(role, scopes)
+    readable = role == "operator" and read_granted(scopes)
     snapshot: dict[str, Any] = {
         "suspension": {"phase": "accepting"},
         "presence": state.presence() if readable else [],
@@ -98,7 +95,7 @@ def build_snapshot(app: web.Application, role: str = "operator", scopes: frozens
     if readable:
         snapshot["updateSchedule"] = {"channel": "stable",
                                       "autoEnabled": bool(config.get("update.auto.enabled", False))}
-    if "operator.admin" in scopes:
+    if ADMIN in scopes:
         snapshot["configPath"] = str(config.path)
         snapshot["stateDir"] = str(config.state_dir)
         snapshot["authMode"] = config.auth.mode

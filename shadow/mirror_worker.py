@@ -1,11 +1,11 @@
 """The mirror process: ``python -m shadow.mirror_worker FD``, started by ``shadow.remote.RemoteSide``.
 
 Owns the child's main loop. It reads its config from the socket ``FD``, lowers its own CPU priority
-(``limits.mirror_nice``, or SCHED_IDLE with ``limits.mirror_idle``), runs a :class:`shadow.side.LocalSide` (the same pipeline, mirrors, trace and store an
-in-process proxy runs) and feeds it the messages the proxy sends, in order. Every 0.5 s, and once at exit, it
-sends its metrics back. It ignores SIGINT and SIGTERM (a terminal or a service manager signals the whole process
-group; the proxy decides when mirroring stops, so the store run is finished and the trace closed) and exits when
-told to stop or when the proxy's end of the socket closes.
+(``limits.mirror_nice``; once ready, SCHED_IDLE with ``limits.mirror_idle``), runs a :class:`shadow.side.LocalSide`
+(the same pipeline, mirrors, trace and store an in-process proxy runs) and feeds it the messages the proxy sends, in
+order. Every 0.5 s, and once at exit, it sends its metrics back. It ignores SIGINT and SIGTERM (a terminal or a
+service manager signals the whole process group; the proxy decides when mirroring stops, so the store run is
+finished and the trace closed) and exits when told to stop or when the proxy's end of the socket closes.
 May import: stdlib, prometheus_client, ``wire``, ``shadow.{metrics,remote,side}``.
 """
 
