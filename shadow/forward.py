@@ -22,7 +22,6 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -34,12 +33,12 @@ from shadow.fastpath import BUFFER_LIMIT, FastClient
 from shadow.metrics import Metrics
 from shadow.mirror import HOP_BY_HOP, error_kind, leg_creds
 from shadow.modes import ModeController, Routing
-from shadow.pipeline import HttpJob, MirrorHandle, Tap
-from shadow.policy import MIRROR, RECORD_ONLY, Policy
+from shadow.pipeline import MirrorHandle, Tap
+from shadow.policy import PARSE_LIMIT, RECORD_ONLY, Policy
 from shadow.upstream import ClientGone, UpstreamPool
 from wire.frames import parse_frame
 from wire.http1 import RequestHead
-from wire.model import Direction, Kind, Leg, Observation, Req
+from wire.model import Direction, Kind, Leg, Observation, Req, body_fields
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ __all__ = ["Forwarder", "TransparentResponse"]
 _WS_FORWARD = frozenset({"origin", "user-agent", "authorization", "cookie", "x-openclaw-token",
                          "accept-language"})
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-_PARSE_LIMIT = 1024 * 1024  # c2s frames larger than this are mirrored by policy "other" without parsing
 
 
 class TransparentResponse(web.StreamResponse):
@@ -82,13 +80,7 @@ class _Exchange:
     route: str
     decision: str
     t0: float
-
-
-def _body_fields(body: bytes) -> dict[str, Any]:
-    try:
-        return {"data": body.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"data_b64": body}
+    tapped: bool  # the Tap took the request (so it takes the answer too)
 
 
 class Forwarder:
@@ -246,21 +238,15 @@ class Forwarder:
         pl = self.tap
         conn = f"h{next(self._ids)}"
         primary = routing.primary
-        req_obs = Observation(t=pl.now(), conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
-                              method=method, path=path, headers=headers, **_body_fields(body))
+        t = pl.now()
         decision, route = self.policy.http(method, path) if routing.mirror else ("skip", self.policy.route(method, path))
         if self.write_ahead is not None and method not in _SAFE:
-            await self.write_ahead.append(req_obs)
-        if routing.mirror:
-            if decision == MIRROR:
-                pl.expect(conn, "http", route, "http")
-                if not pl.mirror_http(HttpJob(conn, routing.secondary, method, path, headers, body, route,
-                                              time.monotonic())):
-                    pl.count(primary, "http", route, "dropped")
-            else:
-                pl.count(primary, "http", route, "skipped")
-        pl.observe(req_obs, force_record=decision == RECORD_ONLY)
-        return _Exchange(conn, primary, method, route, decision, time.monotonic())
+            await self.write_ahead.append(Observation(t=t, conn=conn, leg=primary, dir=Direction.C2S,
+                                                      kind=Kind.HTTP_REQUEST, method=method, path=path,
+                                                      headers=headers, **body_fields(body)))
+        tapped = pl.begin_http(conn, primary, routing.secondary if routing.mirror else None, method, path, headers,
+                               body, route, decision, t)
+        return _Exchange(conn, primary, method, route, decision, time.monotonic(), tapped)
 
     def _failed(self, ex: _Exchange, exc: BaseException) -> None:
         """The primary's answer did not (fully) reach the client: counted, and the pair resolves as an error.
@@ -273,8 +259,9 @@ class Forwarder:
             errors = self.metrics.legacy_errors if ex.primary is Leg.LEGACY else self.metrics.candidate_errors
             errors.labels(kind=kind).inc()
         pl.count(ex.primary, "http", ex.route, "error")
-        pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
-                               data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
+        if ex.tapped:
+            pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
+                                   data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
 
     def _unavailable(self, ex: _Exchange, exc: BaseException) -> str:
         kind = error_kind(exc)
@@ -283,12 +270,11 @@ class Forwarder:
                f"retry shortly\n"
 
     def _answered(self, ex: _Exchange, status: int, headers: tuple[tuple[str, str], ...], kept: bytes) -> None:
-        pl = self.tap
-        self.metrics.latency.labels(leg=ex.primary.value, protocol="http", route=ex.route).observe(
-            time.monotonic() - ex.t0)
-        pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
-                               status=status, headers=headers, **_body_fields(kept)),
-                   force_record=ex.decision == RECORD_ONLY)
+        metrics = self.metrics
+        metrics.child(metrics.latency, ex.primary.value, "http", ex.route).observe(time.monotonic() - ex.t0)
+        if ex.tapped:
+            pl = self.tap
+            pl.end_http(ex.conn, ex.primary, status, headers, kept, pl.now(), ex.decision == RECORD_ONLY)
 
     # -- WebSocket --------------------------------------------------------------------------------------------
     async def _ws(self, request: web.Request, routing: Routing) -> web.StreamResponse:
@@ -359,7 +345,7 @@ class Forwarder:
                 if self.write_ahead is not None:
                     await self._write_ahead_frame(conn, leg, text)
                 await up.send_str(text)
-                self._after_c2s(conn, leg, text, mirror)
+                pl.c2s_text(conn, leg, text, mirror is not None, pl.now())
             elif msg.type is WSMsgType.BINARY:
                 await up.send_bytes(msg.data)
                 pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_BINARY,
@@ -383,25 +369,9 @@ class Forwarder:
                         await up.close(code=1000)
                 return
 
-    def _after_c2s(self, conn: str, leg: Leg, text: str, mirror: MirrorHandle | None) -> None:
-        pl = self.tap
-        decision = None
-        if mirror is not None:
-            frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
-            method = frame.method if isinstance(frame, Req) else None
-            decision, route = self.policy.ws(method)
-            if decision == MIRROR:
-                req_id = frame.id if isinstance(frame, Req) else None
-                if not mirror.offer_frame(text, req_id, route) and method is not None:
-                    pl.count(leg, "ws", route, "dropped")
-            elif method is not None:
-                pl.count(leg, "ws", route, "skipped")
-        pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_TEXT, data=text),
-                   force_record=decision == RECORD_ONLY)
-
     async def _write_ahead_frame(self, conn: str, leg: Leg, text: str) -> None:
         assert self.write_ahead is not None
-        frame = parse_frame(text) if len(text) <= _PARSE_LIMIT else None
+        frame = parse_frame(text) if len(text) <= PARSE_LIMIT else None
         if isinstance(frame, Req) and self.policy.side_effecting(frame.method):
             await self.write_ahead.append(Observation(t=self.tap.now(), conn=conn, leg=leg, dir=Direction.C2S,
                                                       kind=Kind.WS_TEXT, data=text))
@@ -416,8 +386,7 @@ class Forwarder:
                 if ws.closed:
                     return
                 await ws.send_str(msg.data)
-                pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_TEXT,
-                                       data=msg.data))
+                pl.s2c_text(conn, leg, msg.data, pl.now())
             elif msg.type is WSMsgType.BINARY:
                 if ws.closed:
                     return

@@ -31,7 +31,7 @@ from shadow.upstream import KeepSink, UpstreamPool
 from wire import http1
 from wire.errors import LegProtocolError
 from wire.frames import parse_frame
-from wire.model import Direction, Kind, Leg, Observation, Other, Req
+from wire.model import Direction, Kind, Leg, Observation, Other, Req, body_fields
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class HttpMirror:
         pl = self.pipeline
         t0 = time.monotonic()
         pl.observe(Observation(t=pl.now(), conn=job.conn, leg=job.leg, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
-                               method=job.method, path=job.path, headers=headers, **_body_fields(body)))
+                               method=job.method, path=job.path, headers=headers, **body_fields(body)))
         sink = KeepSink(self.config.limits.max_body)
         try:
             pool = self._pools[job.leg]
@@ -110,14 +110,7 @@ class HttpMirror:
         self.metrics.latency.labels(leg=job.leg.value, protocol="http", route=job.route).observe(
             time.monotonic() - t0)
         pl.observe(Observation(t=pl.now(), conn=job.conn, leg=job.leg, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
-                               status=sink.status, headers=sink.headers, **_body_fields(bytes(sink.kept))))
-
-
-def _body_fields(body: bytes) -> dict[str, Any]:
-    try:
-        return {"data": body.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"data_b64": body}
+                               status=sink.status, headers=sink.headers, **body_fields(bytes(sink.kept))))
 
 
 _CLOSE = object()

@@ -24,7 +24,6 @@ from prometheus_client import generate_latest
 from shadow.metrics import Metrics
 from shadow.remote import read_frame, write_frame
 from shadow.side import LocalSide
-from wire.model import Leg
 from wire.profiles.openclaw import get_profile
 
 logger = logging.getLogger("shadow.mirror_worker")
@@ -33,26 +32,18 @@ SNAPSHOT_EVERY = 0.5
 
 
 def _dispatch(side: LocalSide, msg: tuple[Any, ...]) -> None:
+    """One message of ``shadow.remote.RemoteSide``, handed to the same-named :class:`LocalSide` method."""
     kind = msg[0]
-    if kind == "obs":
+    if kind == "hreq":
+        side.begin_http(*msg[1:])
+    elif kind == "hres":
+        side.end_http(*msg[1:])
+    elif kind == "c2s":
+        side.c2s_text(*msg[1:])
+    elif kind == "s2c":
+        side.s2c_text(*msg[1:])
+    elif kind == "obs":
         side.observe(msg[1], force_record=msg[2])
-    elif kind == "expect":
-        side.expect(*msg[1:])
-    elif kind == "http":
-        job = msg[1]
-        if not side.mirror_http(job):
-            primary = Leg.LEGACY if job.leg is Leg.CANDIDATE else Leg.CANDIDATE
-            side.count(primary, "http", job.route, "dropped")
-    elif kind == "ws-text":
-        _, conn, text, req_id, route, primary = msg
-        session = side.mirror(conn)
-        if session is None:
-            side.metrics.drop("mirror_ws", "closed")
-            ok = False
-        else:
-            ok = session.offer_frame(text, req_id, route)
-        if not ok and req_id is not None:
-            side.count(primary, "ws", route, "dropped")
     elif kind == "ws-bin":
         session = side.mirror(msg[1])
         if session is None:

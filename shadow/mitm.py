@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,8 +145,9 @@ class ShadowAddon:
         cfg = self.config
         self.metrics = Metrics()
         self.modes = ModeController(cfg.mode, canary_percent=cfg.canary_percent, metrics=self.metrics)
-        self.policy = Policy(cfg.policy, dry_run=cfg.dry_run, metrics=self.metrics)
-        side = LocalSide(cfg, self.metrics, get_profile(cfg.profile))
+        profile = get_profile(cfg.profile)
+        self.policy = Policy(cfg.policy, dry_run=cfg.dry_run, metrics=self.metrics, profile=profile)
+        side = LocalSide(cfg, self.metrics, profile, policy=self.policy)
         await side.start()
         self.side = side
         if cfg.admin is not None:
@@ -183,31 +183,19 @@ class ShadowAddon:
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is not None or not hasattr(self, "side"):
             return  # the 101 upgrade also fires `response`; WS is handled by the websocket_* hooks
-        from shadow.pipeline import HttpJob
-
         pl, req, resp = self.side, flow.request, flow.response
         conn = f"h{next(self._ids)}"
-        headers = _headers(req.headers.fields)
-        body = req.raw_content or b""
         mirroring = self._mirroring(flow)
         decision, route = self.policy.http(req.method, req.path) if mirroring else \
             ("skip", self.policy.route(req.method, req.path))
-        if mirroring:
-            if decision == "mirror":
-                pl.expect(conn, "http", route, "http")
-                pl.mirror_http(HttpJob(conn, Leg.CANDIDATE, req.method, req.path, headers, body, route,
-                                       time.monotonic()))
-            else:
-                pl.count(Leg.LEGACY, "http", route, "skipped")
-        pl.observe(Observation(t=pl.now(), conn=conn, dir=Direction.C2S, kind=Kind.HTTP_REQUEST, method=req.method,
-                               path=req.path, headers=headers, **_body(body)), force_record=decision == "record-only")
+        pl.begin_http(conn, Leg.LEGACY, Leg.CANDIDATE if mirroring else None, req.method, req.path,
+                      _headers(req.headers.fields), req.raw_content or b"", route, decision, pl.now())
         if resp is not None:
             if resp.timestamp_end and req.timestamp_start:
                 self.metrics.latency.labels(leg="legacy", protocol="http", route=route).observe(
                     max(0.0, resp.timestamp_end - req.timestamp_start))
-            pl.observe(Observation(t=pl.now(), conn=conn, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
-                                   status=resp.status_code, headers=_headers(resp.headers.fields),
-                                   **_body(resp.raw_content)))
+            pl.end_http(conn, Leg.LEGACY, resp.status_code, _headers(resp.headers.fields), resp.raw_content or b"",
+                        pl.now(), decision == "record-only")
 
     # -- WebSocket ----------------------------------------------------------------------------------------
     def websocket_start(self, flow: http.HTTPFlow) -> None:
@@ -224,30 +212,18 @@ class ShadowAddon:
         conn = flow.metadata.get("parity_conn")
         if conn is None or flow.websocket is None:
             return
-        from wire.frames import parse_frame
-        from wire.model import Req
-
         pl = self.side
-        session = pl.mirror(conn)
         m = flow.websocket.messages[-1]
-        d = Direction.C2S if m.from_client else Direction.S2C
-        if not m.is_text:
-            pl.observe(Observation(t=pl.now(), conn=conn, dir=d, kind=Kind.WS_BINARY, data_b64=m.content))
+        if m.is_text and m.from_client:
+            pl.c2s_text(conn, Leg.LEGACY, m.text, True, pl.now())
+        elif m.is_text:
+            pl.s2c_text(conn, Leg.LEGACY, m.text, pl.now())
+        else:
+            pl.observe(Observation(t=pl.now(), conn=conn, dir=Direction.C2S if m.from_client else Direction.S2C,
+                                   kind=Kind.WS_BINARY, data_b64=m.content))
+            session = pl.mirror(conn)
             if m.from_client and session is not None:
                 session.offer(m.content)
-            return
-        text = m.text
-        if m.from_client:
-            frame = parse_frame(text)
-            method = frame.method if isinstance(frame, Req) else None
-            decision, route = self.policy.ws(method)
-            if decision == "mirror":
-                req_id = frame.id if isinstance(frame, Req) else None
-                if (session is None or not session.offer_frame(text, req_id, route)) and method is not None:
-                    pl.count(Leg.LEGACY, "ws", route, "dropped")
-            elif method is not None:
-                pl.count(Leg.LEGACY, "ws", route, "skipped")
-        pl.observe(Observation(t=pl.now(), conn=conn, dir=d, kind=Kind.WS_TEXT, data=text))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         conn = flow.metadata.get("parity_conn")

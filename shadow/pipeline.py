@@ -61,25 +61,45 @@ STAGES = ("mirror", "pair", "diff", "record", "store")
 
 
 class MirrorHandle(Protocol):
-    """The secondary leg of one client WebSocket, as the forwarder sees it. Every method returns at once; the
-    connection's end reaches it through :meth:`Tap.close_conn`."""
+    """The secondary leg of one client WebSocket, as the forwarder sees it (text frames reach it through
+    :meth:`Tap.c2s_text`). Returns at once; the connection's end reaches it through :meth:`Tap.close_conn`."""
 
     def offer(self, data: bytes) -> bool: ...
-
-    def offer_frame(self, text: str, req_id: str | None, route: str) -> bool: ...
 
 
 class Tap(Protocol):
     """What a forwarder feeds (``shadow.side.LocalSide`` in process, ``shadow.remote.RemoteSide`` across a
-    socket to the mirror process). Every method returns at once."""
+    socket to the mirror process). Every method returns at once.
+
+    The per-request and per-frame methods take plain values, not :class:`Observation` objects: across the socket
+    each is one small tuple, and the objects are built on the mirror side (in the child process, off the client
+    path). ``t`` is :meth:`now` when the forwarder saw the thing."""
 
     def now(self) -> float: ...
 
+    def begin_http(self, conn: str, primary: Leg, secondary: Leg | None, method: str, path: str,
+                   headers: tuple[tuple[str, str], ...], body: bytes, route: str, decision: str, t: float) -> bool:
+        """The request of one HTTP exchange, as the primary got it: observed, and re-sent to ``secondary``
+        (``None``: not mirrored) when ``decision`` is ``mirror``. False when it was dropped whole (counted):
+        the exchange's answer is then not passed on either."""
+        ...
+
+    def end_http(self, conn: str, primary: Leg, status: int, headers: tuple[tuple[str, str], ...], kept: bytes,
+                 t: float, force_record: bool) -> None:
+        """The primary's answer to a request :meth:`begin_http` accepted (``kept``: its body up to
+        ``limits.max_body``)."""
+        ...
+
+    def c2s_text(self, conn: str, leg: Leg, text: str, mirrored: bool, t: float) -> None:
+        """A client text frame the primary got: observed and, on a ``mirrored`` connection (see
+        :meth:`open_mirror`), offered to its secondary leg as the policy says."""
+        ...
+
+    def s2c_text(self, conn: str, leg: Leg, text: str, t: float) -> None:
+        """A text frame the primary sent the client."""
+        ...
+
     def observe(self, obs: Observation, *, force_record: bool = False) -> None: ...
-
-    def expect(self, conn: str, key: str, route: str, protocol: str) -> None: ...
-
-    def mirror_http(self, job: HttpJob) -> bool: ...
 
     def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None: ...
 

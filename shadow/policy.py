@@ -20,6 +20,8 @@ import logging
 from collections.abc import Mapping
 
 from shadow.metrics import Metrics
+from wire.frames import parse_frame
+from wire.model import Req
 from wire.profiles.base import Profile, WritePolicy
 from wire.profiles.openclaw import get_profile
 
@@ -28,6 +30,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["MIRROR", "RECORD_ONLY", "SKIP", "Policy"]
 
 MIRROR, SKIP, RECORD_ONLY = "mirror", "skip", "record-only"
+#: client text frames larger than this are not parsed: they mirror under route ``other``
+PARSE_LIMIT = 1024 * 1024
 
 
 class Policy:
@@ -87,6 +91,14 @@ class Policy:
         decision = self._decide(method) if method else MIRROR
         self._count(route, decision)
         return decision, route
+
+    def ws_text(self, text: str) -> tuple[str, str, Req | None]:
+        """(decision, route, request) for one client text frame; counted. ``request`` is ``None`` when the
+        frame is not a request (or larger than :data:`PARSE_LIMIT`)."""
+        frame = parse_frame(text) if len(text) <= PARSE_LIMIT else None
+        req = frame if isinstance(frame, Req) else None
+        decision, route = self.ws(req.method if req is not None else None)
+        return decision, route, req
 
     def route(self, method: str, path: str) -> str:
         return self.profile.route_template(method.upper(), path)

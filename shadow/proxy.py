@@ -61,9 +61,10 @@ class ShadowProxy:
         if config.limits.mirror_process:
             if comparator is not None or store is not None:
                 raise ConfigError("limits.mirror_process: a custom comparator or store runs in-process only")
-            self.side = RemoteSide(config, self.metrics)
+            self.side = RemoteSide(config, self.metrics, self.policy)
         else:
-            self.side = LocalSide(config, self.metrics, self.profile, comparator=comparator, store=store)
+            self.side = LocalSide(config, self.metrics, self.profile, comparator=comparator, store=store,
+                                   policy=self.policy)
         self.write_ahead: WriteAheadLog | None = None
         if config.record.write_ahead:
             path = config.record.write_ahead_path or str(Path(config.record.trace_dir or ".") / "write-ahead.jsonl")

@@ -17,7 +17,7 @@ behind; what it cannot take is dropped and counted, never waited for:
 
 The child's metrics reach ``/metrics`` as snapshots (every 0.5 s and at exit) merged with the proxy's own
 (:func:`shadow.metrics.merge_exposition`). May import: stdlib, prometheus_client, ``wire``,
-``shadow.{config,metrics,pairer,pipeline,_tasks}``.
+``shadow.{config,metrics,pairer,pipeline,policy,_tasks}``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from shadow._tasks import cancel_all, spawn
 from shadow.config import ShadowConfig
 from shadow.metrics import Metrics, merge_exposition
 from shadow.pairer import payload_size
-from shadow.pipeline import HttpJob
+from shadow.policy import MIRROR, Policy
 from wire.errors import ParityError
 from wire.model import Leg, Observation
 
@@ -56,6 +56,8 @@ CONTROL_HEADROOM = 2
 #: seconds Tap messages wait to be sent together (the mirror is not latency-critical; each message keeps the time
 #: it was observed at, so the figures do not move)
 FLUSH_INTERVAL = 0.002
+#: what a message costs beyond its payload, for the byte limit
+_SMALL = 64
 
 
 def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
@@ -82,12 +84,11 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
 class RemoteMirror:
     """The secondary leg of one client WebSocket, mirrored by the child process."""
 
-    __slots__ = ("_gen", "_primary", "_side", "conn")
+    __slots__ = ("_gen", "_side", "conn")
 
-    def __init__(self, side: RemoteSide, conn: str, primary: Leg) -> None:
+    def __init__(self, side: RemoteSide, conn: str) -> None:
         self._side = side
         self._gen = side.generation
-        self._primary = primary
         self.conn = conn
 
     def _alive(self) -> bool:
@@ -97,18 +98,16 @@ class RemoteMirror:
         return True
 
     def offer(self, data: bytes) -> bool:
-        return self._alive() and self._side.send(("ws-bin", self.conn, data))
-
-    def offer_frame(self, text: str, req_id: str | None, route: str) -> bool:
-        return self._alive() and self._side.send(("ws-text", self.conn, text, req_id, route, self._primary))
+        return self._alive() and self._side.send(("ws-bin", self.conn, data), _SMALL + len(data))
 
 
 class RemoteSide:
     """The Tap of a proxy whose mirror side runs in ``shadow.mirror_worker``."""
 
-    def __init__(self, config: ShadowConfig, metrics: Metrics) -> None:
+    def __init__(self, config: ShadowConfig, metrics: Metrics, policy: Policy) -> None:
         self.config = config
         self.metrics = metrics
+        self.policy = policy
         self.t0 = time.monotonic()
         self.run_id = 0
         self.generation = 0
@@ -225,17 +224,17 @@ class RemoteSide:
             await proc.wait()
 
     # -- sending ------------------------------------------------------------------------------------------
-    def send(self, msg: tuple[Any, ...], *, control: bool = False) -> bool:
-        """Queue one message for the child; drop and count when it is not running or cannot keep up.
+    def send(self, msg: tuple[Any, ...], size: int, *, control: bool = False) -> bool:
+        """Queue one message (``size``: roughly its payload bytes) for the child; drop and count when it is not
+        running or cannot keep up.
 
-        ``control`` messages (an expectation, a connection's open or close) are tiny and losing one would leave
-        state behind in the child, so they may use :data:`CONTROL_HEADROOM` times the byte limit.
+        ``control`` messages (a connection's open or close) are tiny and losing one would leave state behind in
+        the child, so they may use :data:`CONTROL_HEADROOM` times the byte limit.
         """
         writer = self._writer
         if writer is None or writer.is_closing():
             self.metrics.drop("remote", "worker")
             return False
-        size = _size(msg)
         limit = self.config.limits.max_queued_bytes * (CONTROL_HEADROOM if control else 1)
         if writer.transport.get_write_buffer_size() + self._pending_bytes + size > limit:
             self.metrics.drop("remote", "full")
@@ -258,25 +257,41 @@ class RemoteSide:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
+    def begin_http(self, conn: str, primary: Leg, secondary: Leg | None, method: str, path: str,
+                   headers: tuple[tuple[str, str], ...], body: bytes, route: str, decision: str, t: float) -> bool:
+        if self.send(("hreq", conn, primary, secondary, method, path, headers, body, route, decision, t),
+                     _SMALL + len(path) + len(body)):
+            return True
+        if secondary is not None and decision == MIRROR:
+            self.count(primary, "http", route, "dropped")
+        return False
+
+    def end_http(self, conn: str, primary: Leg, status: int, headers: tuple[tuple[str, str], ...], kept: bytes,
+                 t: float, force_record: bool) -> None:
+        self.send(("hres", conn, primary, status, headers, kept, t, force_record), _SMALL + len(kept))
+
+    def c2s_text(self, conn: str, leg: Leg, text: str, mirrored: bool, t: float) -> None:
+        if not self.send(("c2s", conn, leg, text, mirrored, t), _SMALL + len(text)) and mirrored:
+            # the child never sees this frame: its policy decision and its drop are counted here
+            decision, route, req = self.policy.ws_text(text)
+            if req is not None:
+                self.count(leg, "ws", route, "dropped" if decision == MIRROR else "skipped")
+
+    def s2c_text(self, conn: str, leg: Leg, text: str, t: float) -> None:
+        self.send(("s2c", conn, leg, text, t), _SMALL + len(text))
+
     def observe(self, obs: Observation, *, force_record: bool = False) -> None:
-        self.send(("obs", obs, force_record))
-
-    def expect(self, conn: str, key: str, route: str, protocol: str) -> None:
-        self.send(("expect", conn, key, route, protocol), control=True)
-
-    def mirror_http(self, job: HttpJob) -> bool:
-        return self.send(("http", job))
+        self.send(("obs", obs, force_record), _SMALL + payload_size(obs))
 
     def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
-        self.metrics.requests.labels(leg=leg.value, protocol=protocol, route=route, outcome=outcome).inc()
+        self.metrics.child(self.metrics.requests, leg.value, protocol, route, outcome).inc()
 
     def open_mirror(self, conn: str, path: str, headers: list[tuple[str, str]], leg: Leg) -> RemoteMirror:
-        primary = Leg.LEGACY if leg is Leg.CANDIDATE else Leg.CANDIDATE
-        self.send(("ws-open", conn, path, headers, leg), control=True)
-        return RemoteMirror(self, conn, primary)
+        self.send(("ws-open", conn, path, headers, leg), _SMALL + len(path), control=True)
+        return RemoteMirror(self, conn)
 
     def close_conn(self, conn: str) -> None:
-        self.send(("close", conn), control=True)
+        self.send(("close", conn), _SMALL, control=True)
 
     # -- reporting ----------------------------------------------------------------------------------------
     def exposition(self) -> bytes:
@@ -290,16 +305,3 @@ class RemoteSide:
                 "mirror_process": {"pid": self.pid if alive else 0, "alive": alive, "restarts": self.restarts,
                                    "buffered_bytes": (self._writer.transport.get_write_buffer_size()
                                                       if self._writer is not None else 0) + self._pending_bytes}}
-
-
-def _size(msg: tuple[Any, ...]) -> int:
-    """Payload bytes of one message, roughly (what dominates the pickled size)."""
-    n = 64
-    for part in msg[1:]:
-        if isinstance(part, str | bytes):
-            n += len(part)
-        elif isinstance(part, Observation):
-            n += payload_size(part)
-        elif isinstance(part, HttpJob):
-            n += len(part.body)
-    return n

@@ -26,7 +26,8 @@ from shadow.metrics import Metrics
 from shadow.mirror import HttpMirror, MirrorSession, leg_creds
 from shadow.pairer import Joined
 from shadow.pipeline import HttpJob, Pipeline
-from wire.model import Kind, Leg, Observation, Pair
+from shadow.policy import MIRROR, RECORD_ONLY, Policy
+from wire.model import Direction, Kind, Leg, Observation, Pair, body_fields
 from wire.profiles.base import Profile
 from wire.redact import Redactor
 
@@ -45,14 +46,16 @@ class LocalSide:
         t0: monotonic origin of observation times (the proxy's, when this runs in the mirror process).
         trace_suffix: added to the trace file name (the mirror process adds its pid: a restarted child never
             reopens, and so truncates, the trace of the one before it).
+        policy: the proxy's side-effect policy (built from ``config`` and ``profile`` when not given).
     """
 
     def __init__(self, config: ShadowConfig, metrics: Metrics, profile: Profile, *,
                  comparator: Comparator | None = None, store: Any = None, t0: float | None = None,
-                 trace_suffix: str = "") -> None:
+                 trace_suffix: str = "", policy: Policy | None = None) -> None:
         self.config = config
         self.metrics = metrics
         self.profile = profile
+        self.policy = policy or Policy(config.policy, dry_run=config.dry_run, metrics=metrics, profile=profile)
         self.trace: TraceSink | None = None
         if config.record.trace_dir:
             name = time.strftime("shadow-%Y%m%dT%H%M%S", time.gmtime()) + trace_suffix + ".jsonl"
@@ -108,11 +111,47 @@ class LocalSide:
     def observe(self, obs: Observation, *, force_record: bool = False) -> None:
         self.pipeline.observe(obs, force_record=force_record)
 
-    def expect(self, conn: str, key: str, route: str, protocol: str) -> None:
-        self.pipeline.expect(conn, key, route, protocol)
+    def begin_http(self, conn: str, primary: Leg, secondary: Leg | None, method: str, path: str,
+                   headers: tuple[tuple[str, str], ...], body: bytes, route: str, decision: str, t: float) -> bool:
+        pl = self.pipeline
+        if secondary is not None:
+            if decision == MIRROR:
+                pl.expect(conn, "http", route, "http")
+                if not pl.mirror_http(HttpJob(conn, secondary, method, path, headers, body, route, pl.t0 + t)):
+                    pl.count(primary, "http", route, "dropped")
+            else:
+                pl.count(primary, "http", route, "skipped")
+        pl.observe(Observation(t=t, conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,
+                               method=method, path=path, headers=headers, **body_fields(body)),
+                   force_record=decision == RECORD_ONLY)
+        return True
 
-    def mirror_http(self, job: HttpJob) -> bool:
-        return self.pipeline.mirror_http(job)
+    def end_http(self, conn: str, primary: Leg, status: int, headers: tuple[tuple[str, str], ...], kept: bytes,
+                 t: float, force_record: bool) -> None:
+        self.pipeline.observe(Observation(t=t, conn=conn, leg=primary, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
+                                          status=status, headers=headers, **body_fields(kept)),
+                              force_record=force_record)
+
+    def c2s_text(self, conn: str, leg: Leg, text: str, mirrored: bool, t: float) -> None:
+        decision = None
+        if mirrored:
+            decision, route, req = self.policy.ws_text(text)
+            if decision == MIRROR:
+                session = self._mirrors.get(conn)
+                if session is None:  # its mirror has ended (or was opened by a mirror process that has died)
+                    self.metrics.drop("mirror_ws", "closed")
+                    ok = False
+                else:
+                    ok = session.offer_frame(text, req.id if req is not None else None, route)
+                if not ok and req is not None:
+                    self.pipeline.count(leg, "ws", route, "dropped")
+            elif req is not None:
+                self.pipeline.count(leg, "ws", route, "skipped")
+        self.pipeline.observe(Observation(t=t, conn=conn, leg=leg, dir=Direction.C2S, kind=Kind.WS_TEXT, data=text),
+                              force_record=decision == RECORD_ONLY)
+
+    def s2c_text(self, conn: str, leg: Leg, text: str, t: float) -> None:
+        self.pipeline.observe(Observation(t=t, conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_TEXT, data=text))
 
     def count(self, leg: Leg, protocol: str, route: str, outcome: str) -> None:
         self.pipeline.count(leg, protocol, route, outcome)

@@ -36,6 +36,7 @@ __all__ = [
     "Res",
     "Response",
     "SseEvent",
+    "body_fields",
 ]
 
 Json: TypeAlias = Any
@@ -165,6 +166,15 @@ class Observation:
             reason=_opt_str(d.get("reason")),
             step=_opt_str(d.get("step")),
         )
+
+
+def body_fields(body: bytes) -> dict[str, Any]:
+    """An HTTP body as :class:`Observation` keyword arguments: ``data`` when it is UTF-8 text (``""`` when
+    empty), ``data_b64`` otherwise."""
+    try:
+        return {"data": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"data_b64": body}
 
 
 def _observation(t: float, conn: str, leg: Leg, dir: Direction, kind: Kind, data: str | None,  # noqa: A002

@@ -167,6 +167,80 @@ async def test_a_stalled_child_costs_drops_never_memory_or_answers(fake_legacy: 
     assert proxy.health()["mirror_process"]["pid"] == pid  # stalled, not crashed: the same child carries on
 
 
+async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_counted(
+        tmp_path: Path, fake_legacy: FakeGateway, fake_candidate: FakeGateway) -> None:
+    """One message per request: when the full socket refuses it, its answer is not sent either (no response
+    without its request in the trace; an answer may still be refused after its request went), and a refused WS
+    request is counted as dropped under its method."""
+    limit = 64 * 1024
+    config = ShadowConfig.from_mapping({
+        "mode": "shadow", "listen": "127.0.0.1:0", "admin": "127.0.0.1:0",
+        "legacy": {"url": fake_legacy.url, "token": "tok-legacy"},
+        "candidate": {"url": fake_candidate.url, "token": "tok-cand"},
+        "limits": {**REMOTE, "max_queued_bytes": limit, "candidate_timeout": 1.0, "pair_window": 1.0},
+        "record": {"trace_dir": str(tmp_path)},
+    })
+    proxy = ShadowProxy(config)
+    await proxy.start()
+    sent = 0
+    try:
+        pid = proxy.health()["mirror_process"]["pid"]
+
+        def refused() -> float:
+            return Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full")
+
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(proxy.url.replace("http", "ws", 1) + "/")
+            await ws.receive(10)  # the legacy's challenge
+            await async_wait_until(lambda: len(fake_candidate._sockets) == 1, 20 * S, what="candidate leg open")
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                async def room() -> int:  # what the byte limit still lets in (after the next flush)
+                    await asyncio.sleep(0.02)
+                    return limit - int(proxy.health()["mirror_process"]["buffered_bytes"])
+
+                async def post(size: int) -> None:
+                    nonlocal sent
+                    async with s.post(proxy.url + "/healthz", data=b"q" * size) as r:
+                        assert r.status == 200
+                    sent += 1
+
+                for _ in range(200):  # fill until a few hundred bytes are left
+                    if (left := await room()) <= 1200:
+                        break
+                    await post(min(16 * 1024, left - 1000))
+                assert 0 < await room() <= 1200
+                before = refused()
+                await post(1500)  # refused whole; its short answer would still fit, and must not be sent
+                assert refused() == before + 1
+                for _ in range(2000):  # then body-less requests until one is refused too
+                    before = refused()
+                    await post(0)
+                    if refused() > before:
+                        break
+                else:
+                    raise AssertionError("the socket to the child never filled up")
+                before = Exposed(proxy).total("parity_requests_total", protocol="ws", route="health",
+                                              outcome="dropped")
+                await ws.send_str(json.dumps({"type": "req", "id": "r1", "method": "health", "params": {}}))
+                await async_wait_until(
+                    lambda: Exposed(proxy).total("parity_requests_total", protocol="ws", route="health",
+                                                 outcome="dropped") == before + 1, 10 * S,
+                    what="the refused WS request counted by the proxy")
+                await ws.close()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        await proxy.stop()
+    (trace,) = tmp_path.glob("*.jsonl")
+    obs = [json.loads(line) for line in trace.read_text().splitlines()[1:]]
+    legacy = [o for o in obs if o.get("leg") == "legacy" and o["kind"] in ("http-request", "http-response")]
+    requests = {o["conn"] for o in legacy if o["kind"] == "http-request"}
+    answers = {o["conn"] for o in legacy if o["kind"] == "http-response"}
+    assert 0 < len(requests) < sent  # some were refused whole...
+    assert answers and answers <= requests  # ...and no answer reached the child without its request
+
+
 async def test_mirror_idle_runs_the_child_under_sched_idle(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
                                                            make_proxy) -> None:
     direct_http = await http_transcript(fake_legacy.url)
@@ -263,11 +337,11 @@ async def test_a_connection_close_reaches_a_stalled_child_before_payload_does(
                     assert r.status == 200
                 if refused():
                     break
-            for _ in range(2000):  # then top it up until even a body-less request's messages are refused
+            for _ in range(2000):  # then top it up until even a body-less request is refused
                 before = refused()
                 async with s.get(proxy.url + "/healthz") as r:
                     assert r.status == 200
-                if refused() - before >= 2:
+                if refused() > before:
                     break
             else:
                 raise AssertionError("the socket to the child never filled up")
