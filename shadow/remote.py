@@ -1,10 +1,11 @@
 """The mirror side in a child process: the proxy's end of the socket (``limits.mirror_process``).
 
 Owns :class:`RemoteSide` (the :class:`shadow.pipeline.Tap` the forwarder feeds) and :class:`RemoteMirror` (a client
-WebSocket's secondary leg, as seen from the proxy), plus the length-prefixed pickle framing both ends use. Every Tap
-call appends one message to a list that is pickled and written at most every :data:`FLUSH_INTERVAL` (so at high
-request rates one ``send`` carries many exchanges): the client path pays a list append, and a share of one pickle
-and one ``send``, no thread and no lock. Mirroring, pairing, diffing, recording and storing all run in
+WebSocket's binary frames to its secondary leg, as seen from the proxy), plus the length-prefixed pickle framing both
+ends use. Every Tap call appends one message, a tuple of plain values (one per HTTP request, one per answer, one per
+WS text frame), to a list that is pickled and written at most every :data:`FLUSH_INTERVAL` (so at high request rates
+one ``send`` carries many exchanges): the client path pays a tuple, a list append, and a share of one pickle and
+one ``send``, no thread and no lock; the observations and mirror jobs are built in the child. Mirroring, pairing, diffing, recording and storing all run in
 ``shadow.mirror_worker``, a child process started at a lower CPU priority (``limits.mirror_nice``, or SCHED_IDLE
 with ``limits.mirror_idle``), so under CPU contention the kernel serves the client path first and the mirror falls
 behind; what it cannot take is dropped and counted, never waited for:
