@@ -14,7 +14,7 @@ round trip (``health`` after a token connect; median and p99 over sequential cal
 own process (the proxy as ``python -m parity shadow``); ``wrk`` and the WS client run in this process' children.
 Results go to stdout and to the "shadow proxy" section of docs/benchmarks.md via ``bench/_report.py``.
 
-Usage: ``python bench/proxy_bench.py [--duration 5] [--rpcs 1000] [--skip-legacy] [--legacy-json FILE]``.
+Usage: ``python bench/proxy_bench.py [--duration 3] [--reps 3] [--rpcs 1000] [--skip-legacy] [--legacy-json FILE]``.
 ``--legacy-json`` reuses two running legacies (``[{"http_url","token"}, {...}]``) instead of booting them.
 ``python bench/proxy_bench.py --serve-upstream PORT`` is the fast upstream itself (used internally).
 """
@@ -256,65 +256,102 @@ class Upstream:
     candidate_token: str
 
 
-def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
+@dataclass
+class Front:
+    """One front-end under test: ``direct`` (no process) or a proxy, mitmproxy or nginx in front of the upstream."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes] | None = None
+    admin_url: str = ""  # a mirroring proxy's admin port (its pair counts tell how much of a cell was mirrored)
+
+
+def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
     lport = int(up.legacy_url.rsplit(":", 1)[1])
     cport = int(up.candidate_url.rsplit(":", 1)[1])
-    configs: list[tuple[str, list[str] | None]] = [("direct", None)]
-    configs.append(("proxy (off)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "passthrough",
-                                             up.legacy_token, up.candidate_token)))
-    configs.append(("proxy (on)", proxy_cmd(tmp, 0, up.legacy_url, up.candidate_url, "shadow", up.legacy_token,
-                                            up.candidate_token)))
-    configs.append((f"proxy (on, shed {SHED_MS:g} ms)", []))
-    configs.append(("proxy (on, mirror process)", []))
-    configs.append(("proxy (on, mirror process, idle)", []))
+    names = ["direct", "proxy (off)", "proxy (on)", f"proxy (on, shed {SHED_MS:g} ms)", "proxy (on, mirror process)",
+             "proxy (on, mirror process, idle)"]
     if MITMDUMP.exists():
-        configs.append(("mitmproxy", mitm_cmd(tmp, 0, up.legacy_url)))
+        names.append("mitmproxy")
     else:
         logger.warning("mitmproxy venv missing (%s): run scripts/setup-extras.sh; skipping mitmproxy", MITMDUMP)
     if Path(NGINX).exists():
-        configs.append(("nginx mirror", nginx_cmd(tmp, 0, lport, cport)))
+        names.append("nginx mirror")
     else:
         logger.warning("nginx not installed (apt-get install nginx-light); skipping nginx mirror")
-    for name, cmd in configs:
-        if cmd is None:
-            url, proc = up.legacy_url, None
+    fronts = []
+    for name in names:
+        if name == "direct":
+            fronts.append(Front(name, up.legacy_url))
+            continue
+        port, admin = free_port(), 0
+        if name.startswith("proxy"):
+            admin = free_port()
+            cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
+                            "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
+                            shed_ms=SHED_MS if "shed" in name else 0.0,
+                            mirror_process="mirror process" in name, admin=admin, idle="idle" in name)
+        elif name == "mitmproxy":
+            cmd = mitm_cmd(tmp, port, up.legacy_url)
         else:
-            port = free_port()
-            if name.startswith("proxy"):
-                admin = free_port()
-                cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
-                                "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
-                                shed_ms=SHED_MS if "shed" in name else 0.0,
-                                mirror_process="mirror process" in name, admin=admin, idle="idle" in name)
-            elif name == "mitmproxy":
-                cmd = mitm_cmd(tmp, port, up.legacy_url)
-            else:
-                cmd = nginx_cmd(tmp, port, lport, cport)
-            proc = procs.start(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            wait_port(port, proc, what=name)
-            url = f"http://127.0.0.1:{port}"
-        logger.info("[%s] %s: %s", up.name, name, url)
-        row: dict[str, Any] = {}
+            cmd = nginx_cmd(tmp, port, lport, cport)
+        proc = procs.start(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        wait_port(port, proc, what=name)
         mirroring = "on" in name and name.startswith("proxy")
-        wrk(url + "/healthz", 1, 1.0)  # warm-up
-        settled = mirrored_pairs(f"http://127.0.0.1:{admin}") if mirroring else 0.0
-        for cell, conns in (("c1", 1), ("c16", 16)):
-            row[cell] = wrk(url + "/healthz", conns, args.duration)
-            if mirroring:  # how much of this cell's traffic the mirror really compared
-                now = mirrored_pairs(f"http://127.0.0.1:{admin}")
-                row[cell]["coverage"] = (now - settled) / row[cell]["requests"]
-                settled = now
-        try:
-            row["ws"] = asyncio.run(ws_rtt(url, up.legacy_token, args.rpcs))
-        except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
-            logger.warning("[%s] %s: WS RPC failed: %r", up.name, name, exc)
-            row["ws"] = None
-        logger.info("[%s] %s: %s", up.name, name, json.dumps(row))
-        results[name] = row
-        if proc is not None:
-            procs.stop(proc)
-    return results
+        fronts.append(Front(name, f"http://127.0.0.1:{port}", proc, f"http://127.0.0.1:{admin}" if mirroring else ""))
+    return fronts
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over a cell's runs; the mirrored share over all of them together."""
+    out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+    out["errors"] = max(r["errors"] for r in runs)
+    out["requests"] = sum(r["requests"] for r in runs)
+    out["spread"] = (max(r["rps"] for r in runs) - min(r["rps"] for r in runs)) / out["rps"]
+    if all("pairs" in r for r in runs):
+        out["coverage"] = sum(r["pairs"] for r in runs) / out["requests"]
+    return out
+
+
+def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every front runs at once; the HTTP cells are measured ``--reps`` times in rounds (forward, then backward,
+    ...), so a slow minute of the shared machine falls on every front alike; each figure is the median of its
+    runs. A mirroring proxy's backlog is waited out after each of its runs (counting the pairs it compared), so
+    it never runs into the next front's measurement."""
+    fronts = start_fronts(up, tmp, procs)
+    try:
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {f.name: {"c1": [], "c16": []} for f in fronts}
+        settled: dict[str, float] = {}
+        for f in fronts:
+            logger.info("[%s] %s: %s", up.name, f.name, f.url)
+            wrk(f.url + "/healthz", 1, 1.0)  # warm-up
+            if f.admin_url:
+                settled[f.name] = mirrored_pairs(f.admin_url)
+        for rep in range(args.reps):
+            for f in (fronts if rep % 2 == 0 else fronts[::-1]):
+                for cell, conns in (("c1", 1), ("c16", 16)):
+                    r = wrk(f.url + "/healthz", conns, args.duration)
+                    if f.admin_url:  # how much of this run's traffic the mirror really compared
+                        now = mirrored_pairs(f.admin_url)
+                        r["pairs"], settled[f.name] = now - settled[f.name], now
+                    runs[f.name][cell].append(r)
+                logger.info("[%s] %s, round %d: %.0f / %.0f req/s", up.name, f.name, rep + 1,
+                            runs[f.name]["c1"][-1]["rps"], runs[f.name]["c16"][-1]["rps"])
+        results: dict[str, dict[str, Any]] = {}
+        for f in fronts:
+            row: dict[str, Any] = {cell: summarize(runs[f.name][cell]) for cell in ("c1", "c16")}
+            try:
+                row["ws"] = asyncio.run(ws_rtt(f.url, up.legacy_token, args.rpcs))
+            except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
+                logger.warning("[%s] %s: WS RPC failed: %r", up.name, f.name, exc)
+                row["ws"] = None
+            logger.info("[%s] %s: %s", up.name, f.name, json.dumps(row))
+            results[f.name] = row
+        return results
+    finally:
+        for f in fronts:
+            if f.proc is not None:
+                procs.stop(f.proc)
 
 
 def fmt_row(up: str, name: str, r: dict[str, Any]) -> str:
@@ -322,7 +359,8 @@ def fmt_row(up: str, name: str, r: dict[str, Any]) -> str:
     wss = f"{ws['median']:.2f} / {ws['p99']:.2f}" if ws else "n/a"
     cov = f"{r['c1']['coverage']:.0%} / {r['c16']['coverage']:.0%}" if "coverage" in r["c1"] else "-"
     return (f"| {up} | {name} | {r['c1']['rps']:.0f} | {r['c1']['p50']:.3f} / {r['c1']['p99']:.3f} | "
-            f"{r['c16']['rps']:.0f} | {r['c16']['p50']:.2f} / {r['c16']['p99']:.2f} | {wss} | {cov} |")
+            f"{r['c16']['rps']:.0f} | {r['c16']['p50']:.2f} / {r['c16']['p99']:.2f} | {wss} | {cov} | "
+            f"{r['c1']['spread']:.0%} / {r['c16']['spread']:.0%} |")
 
 
 def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
@@ -361,7 +399,8 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    ap.add_argument("--reps", type=int, default=3, help="runs of each HTTP cell (interleaved rounds; medians)")
     ap.add_argument("--rpcs", type=int, default=1000, help="sequential WS RPCs per configuration")
     ap.add_argument("--skip-legacy", action="store_true", help="fast upstream only")
     ap.add_argument("--legacy-json", metavar="FILE", help="reuse two running legacies instead of booting them")
@@ -414,19 +453,22 @@ def main(argv: list[str] | None = None) -> int:
             if fake_model is not None:
                 fake_model.stop()
     table = "\n".join([
-        f"`GET /healthz` with `wrk -t1` for {args.duration:g} s per cell (keep-alive); WS: {args.rpcs} sequential "
-        "`health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
+        f"`GET /healthz` with `wrk -t1` (keep-alive), {args.reps} runs of {args.duration:g} s per cell: every "
+        "front-end runs at once and the runs go in rounds over all of them (forward, backward, ...), so a slow "
+        "spell of the shared machine falls on all alike; figures are medians of the runs. WS: "
+        f"{args.rpcs} sequential `health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
         "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
         "(mirror work is dropped, counted, while the event loop lags); \"mirror process\" runs the mirror side in a "
         "child process at nice 10 (`limits.mirror_process`), \"idle\" runs that child under SCHED_IDLE "
         "(`limits.mirror_idle`: it only gets CPU time nothing else wants). \"HTTP mirrored\" is the share of each cell's "
         "`GET /healthz` requests that became compared pairs; the rest were dropped and counted "
-        "(`parity_dropped_total`), never waited for. nginx mirrors HTTP only (it cannot "
+        "(`parity_dropped_total`), never waited for. \"Spread\" is (max - min) / median of a cell's runs. "
+        "nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
         "",
         "| upstream | front | req/s, 1 conn | p50 / p99, 1 conn | req/s, 16 conn | p50 / p99, 16 conn | WS RPC median / p99 "
-        "| HTTP mirrored, 1 / 16 conn |",
-        "|---|---|---|---|---|---|---|---|",
+        "| HTTP mirrored, 1 / 16 conn | req/s spread of the runs, 1 / 16 conn |",
+        "|---|---|---|---|---|---|---|---|---|",
         *all_rows,
         "",
         "Targets (issue 6), from the same run:",

@@ -112,4 +112,4 @@ class Policy:
 
     def _count(self, route: str, decision: str) -> None:
         if self.metrics is not None:
-            self.metrics.policy_decisions.labels(route=route, decision=decision).inc()
+            self.metrics.child(self.metrics.policy_decisions, route, decision).inc()

@@ -116,9 +116,15 @@ class LocalSide:
         pl = self.pipeline
         if secondary is not None:
             if decision == MIRROR:
-                pl.expect(conn, "http", route, "http")
-                if not pl.mirror_http(HttpJob(conn, secondary, method, path, headers, body, route, pl.t0 + t)):
+                queued_at = pl.t0 + t
+                if pl.clock() - queued_at > self.config.limits.candidate_timeout:
+                    # a mirror process that fell this far behind catches up: no expectation, no job
+                    self.metrics.drop("mirror", "deadline")
                     pl.count(primary, "http", route, "dropped")
+                else:
+                    pl.expect(conn, "http", route, "http")
+                    if not pl.mirror_http(HttpJob(conn, secondary, method, path, headers, body, route, queued_at)):
+                        pl.count(primary, "http", route, "dropped")
             else:
                 pl.count(primary, "http", route, "skipped")
         pl.observe(Observation(t=t, conn=conn, leg=primary, dir=Direction.C2S, kind=Kind.HTTP_REQUEST,

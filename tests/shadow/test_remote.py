@@ -241,6 +241,31 @@ async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_co
     assert answers and answers <= requests  # ...and no answer reached the child without its request
 
 
+async def test_a_child_behind_by_more_than_the_deadline_drops_without_waiting_for_a_pair(
+        fake_legacy: FakeGateway, fake_candidate: FakeGateway, make_proxy) -> None:
+    """A request that reaches the child after ``candidate_timeout`` is dropped on arrival (counted): it is not
+    sent to the candidate, and its legacy half does not wait out the pair window to end up ``unpaired``."""
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={**REMOTE, "candidate_timeout": 0.5})
+    pid = proxy.health()["mirror_process"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
+            assert r.status == 200
+        await asyncio.sleep(1.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+    def total(name: str, **labels: str) -> float:
+        return Exposed(proxy).total(name, **labels)
+
+    await async_wait_until(lambda: total("parity_dropped_total", stage="mirror", reason="deadline") == 1, 20 * S,
+                           what="the stale request dropped by the child")
+    await asyncio.sleep(2.5)  # longer than the pair window (2 s) plus the expiry tick
+    assert total("parity_requests_total", route="GET /healthz", outcome="dropped") == 1
+    assert total("parity_requests_total", route="GET /healthz", outcome="unpaired") == 0
+    assert not [p for _, p, _, _ in fake_candidate.http_requests if p == "/healthz"]
+
+
 async def test_mirror_idle_runs_the_child_under_sched_idle(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
                                                            make_proxy) -> None:
     direct_http = await http_transcript(fake_legacy.url)
