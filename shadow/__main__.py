@@ -28,6 +28,7 @@ _FLAGS = {
     "canary_percent": "canary.percent", "trace_dir": "record.trace_dir", "db": "record.db",
     "sample_rate": "record.sample_rate", "write_ahead": "record.write_ahead", "dry_run": "dry_run",
     "device_auth": "candidate.device_auth", "mirror_process": "limits.mirror_process",
+    "mirror_idle": "limits.mirror_idle",
 }
 
 
@@ -49,6 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror-process", action="store_true", default=None,
                         help="mirror, pair, diff, record and store in a child process at a lower CPU priority "
                              "(limits.mirror_nice), so mirroring competes less with the client path")
+    parser.add_argument("--mirror-idle", action="store_true", default=None,
+                        help="with --mirror-process: run that child under Linux SCHED_IDLE (limits.mirror_idle), "
+                             "so it only gets CPU time nothing else wants; a saturated machine drops (and counts) "
+                             "mirror work instead of slowing clients. Recommended for real traffic")
     parser.add_argument("--dry-run", action="store_true", default=None,
                         help="the candidate suppresses outbound delivery: mirror side-effecting calls too")
 

@@ -105,9 +105,13 @@ class ShadowProxy:
         except BaseException:  # a port in use: nothing started here is left running
             await self.stop()
             raise
-        logger.warning("shadow proxy on %s (mode %s), admin on %s; legacy %s, candidate %s", self.url,
+        limits = self.config.limits
+        placement = ("in a child process under SCHED_IDLE" if limits.mirror_idle else
+                     f"in a child process at nice {limits.mirror_nice}") if limits.mirror_process else \
+            "in the proxy's process (for tests and A/A runs; real traffic: --mirror-process --mirror-idle)"
+        logger.warning("shadow proxy on %s (mode %s), admin on %s; legacy %s, candidate %s; mirroring %s", self.url,
                        self.modes.mode, self.admin_port or "off", self.config.legacy.url,
-                       self.config.candidate.url or "-")
+                       self.config.candidate.url or "-", placement)
 
     async def _serve_client(self, host: str, port: int) -> int:
         """The client port: the HTTP fast path in front of the aiohttp app (``limits.fast_http``), or the app."""

@@ -52,6 +52,11 @@ def test_layering_toml_env_flags(tmp_path) -> None:
     assert not cfg.limits.mirror_process  # off unless asked for
     cfg = load_config(parser.parse_args(["--config", str(toml), "--mirror-process"]), {})
     assert cfg.limits.mirror_process and cfg.limits.conn_queue == 7  # the flag sets it, the file's limits stay
+    assert not cfg.limits.mirror_idle
+    cfg = load_config(parser.parse_args(["--config", str(toml), "--mirror-process", "--mirror-idle"]), {})
+    assert cfg.limits.mirror_process and cfg.limits.mirror_idle
+    with pytest.raises(ConfigError, match="mirror_idle: applies to the mirror process"):
+        load_config(parser.parse_args(["--config", str(toml), "--mirror-idle"]), {})
     bad = tmp_path / "bad.toml"
     bad.write_text("mode = \n")
     with pytest.raises(ConfigError, match="--config: .*bad.toml"):
