@@ -302,15 +302,25 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
     return fronts
 
 
-def summarize(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The median of each figure over a cell's runs; the mirrored share over all of them together."""
-    out = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """A cell's runs: the median req/s, p50 and p99 over them (each run's p99 is its own), the highest error flag,
+    the requests of all runs, the mirrored share of all of them together, and the runs themselves (the targets pair
+    them round by round)."""
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
     out["errors"] = max(r["errors"] for r in runs)
     out["requests"] = sum(r["requests"] for r in runs)
-    out["spread"] = (max(r["rps"] for r in runs) - min(r["rps"] for r in runs)) / out["rps"]
+    rates = [r["rps"] for r in runs]
+    out["spread"] = (max(rates) - min(rates)) / out["rps"] if out["rps"] else 0.0
     if all("pairs" in r for r in runs):
-        out["coverage"] = sum(r["pairs"] for r in runs) / out["requests"]
+        out["coverage"] = sum(r["pairs"] for r in runs) / out["requests"] if out["requests"] else 0.0
+    out["runs"] = runs
     return out
+
+
+def paired(a: dict[str, Any], b: dict[str, Any], fn: Any) -> float:
+    """The median over rounds of ``fn(a's run, b's run)``: both runs of a round were measured in the same pass
+    over the fronts, so a slow spell of the machine weighs on both sides of each ratio or difference."""
+    return statistics.median(fn(x, y) for x, y in zip(a["runs"], b["runs"], strict=True))
 
 
 def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -363,8 +373,13 @@ def fmt_row(up: str, name: str, r: dict[str, Any]) -> str:
             f"{r['c1']['spread']:.0%} / {r['c16']['spread']:.0%} |")
 
 
+def _rate_ratio(x: dict[str, float], y: dict[str, float]) -> float:
+    return x["rps"] / y["rps"] if y["rps"] else float("inf")
+
+
 def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
-    """Every issue-6 target, for each mirroring configuration measured (in-process, shedding, mirror process)."""
+    """Every issue-6 target, for each mirroring configuration measured (in-process, shedding, mirror process);
+    each compares two fronts round by round (:func:`paired`)."""
     d, off = res["direct"], res["proxy (off)"]
     rows = []
 
@@ -375,22 +390,22 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
         if not name.startswith("proxy (on"):
             continue
         variant = name[len("proxy ("):-1]  # "on", "on, shed 5 ms", "on, mirror process"
-        added50 = on["c1"]["p50"] - d["c1"]["p50"]
-        added99 = on["c1"]["p99"] - d["c1"]["p99"]
+        added50 = paired(on["c1"], d["c1"], lambda x, y: x["p50"] - y["p50"])
+        added99 = paired(on["c1"], d["c1"], lambda x, y: x["p99"] - y["p99"])
         add(f"added p50, HTTP, 1 conn, mirroring {variant} (≤ 0.5 ms)", f"{added50:+.3f} ms", added50 <= 0.5)
         add(f"added p99, HTTP, 1 conn, mirroring {variant} (≤ 2 ms)", f"{added99:+.3f} ms", added99 <= 2.0)
         for c in ("c1", "c16"):
-            ratio = on[c]["rps"] / off[c]["rps"]
+            ratio = paired(on[c], off[c], _rate_ratio)
             cov = f" ({on[c]['coverage']:.0%} mirrored)" if "coverage" in on[c] else ""
             add(f"throughput mirroring {variant} / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×{cov}", ratio >= 0.9)
         if d.get("ws") and on.get("ws"):
             wadd = on["ws"]["median"] - d["ws"]["median"]
             add(f"WS RPC added median, mirroring {variant} (≤ 0.3 ms)", f"{wadd:+.3f} ms", wadd <= 0.3)
         if "mitmproxy" in res:
-            ratio = on["c16"]["rps"] / res["mitmproxy"]["c16"]["rps"]
+            ratio = paired(on["c16"], res["mitmproxy"]["c16"], _rate_ratio)
             add(f"throughput vs mitmproxy, 16 conn, mirroring {variant} (≥ 8×)", f"{ratio:.1f}×", ratio >= 8.0)
         if "nginx mirror" in res:
-            ratio = on["c16"]["rps"] / res["nginx mirror"]["c16"]["rps"]
+            ratio = paired(on["c16"], res["nginx mirror"]["c16"], _rate_ratio)
             add(f"stretch: mirroring throughput vs nginx mirror, 16 conn, {variant} (≥ 1×)", f"{ratio:.2f}×",
                 ratio >= 1.0)
     return rows
@@ -406,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--legacy-json", metavar="FILE", help="reuse two running legacies instead of booting them")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args(argv)
+    if args.reps < 1 or args.duration <= 0 or args.rpcs < 1:
+        ap.error("--reps and --rpcs must be at least 1 and --duration positive")
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
         return 0
@@ -455,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join([
         f"`GET /healthz` with `wrk -t1` (keep-alive), {args.reps} runs of {args.duration:g} s per cell: every "
         "front-end runs at once and the runs go in rounds over all of them (forward, backward, ...), so a slow "
-        "spell of the shared machine falls on all alike; figures are medians of the runs. WS: "
+        "spell of the shared machine falls on all alike; figures are medians of the runs, and each target below is "
+        "the median over rounds of that round's ratio or difference. WS: "
         f"{args.rpcs} sequential `health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
         "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
         "(mirror work is dropped, counted, while the event loop lags); \"mirror process\" runs the mirror side in a "

@@ -39,7 +39,7 @@ class Routing:
 
     @property
     def secondary(self) -> Leg:
-        return Leg.CANDIDATE if self.primary is Leg.LEGACY else Leg.LEGACY
+        return self.primary.other
 
 
 def canary_bucket(client_key: str) -> float:

@@ -94,6 +94,11 @@ class Pairer:
     def close_conn(self, conn: str) -> None:
         self.mirrored_conns.discard(conn)
 
+    def forget(self, conn: str, key: str) -> None:
+        """Drop an expectation whose other leg will never come (its mirror job was dropped), without a result."""
+        if (conn, key) in self.pending:
+            self._resolve((conn, key), "forgotten")
+
     def receive(self, obs: Observation) -> list[Joined]:
         key = self._key(obs)
         if key is None:
@@ -152,7 +157,7 @@ class Pairer:
                 and not self.profile.progress(frame):  # timer events and progress updates are never paired
             route = self.profile.event_label(frame.event)
             per = self._events.setdefault((obs.conn, frame.event), {Leg.LEGACY: deque(), Leg.CANDIDATE: deque()})
-            other = Leg.CANDIDATE if obs.leg is Leg.LEGACY else Leg.LEGACY
+            other = obs.leg.other
             if per[other]:
                 _, first = per[other].popleft()
                 key = (obs.conn, f"event:{frame.event}:{id(first)}")

@@ -1,8 +1,10 @@
-"""The shadow pipeline: stages listed once, in order, joined by bounded queues; the Tap the forwarders feed.
+"""The shadow pipeline: stages listed once, in order, joined by bounded queues; the Tap protocol the forwarders feed.
 
-Owns :data:`STAGES`, :class:`Stage`, :class:`Budget` and :class:`Pipeline` (which is the :class:`Tap`); the
-pairing stage's state is ``shadow.pairer``, the comparators and diff worker processes are ``shadow.compare``. The forwarder (``shadow.forward`` or ``shadow.mitm``) only calls
-the Tap's non-blocking methods: every ``offer`` is ``put_nowait``; a full queue drops and counts
+Owns :data:`STAGES`, :class:`Stage`, :class:`Budget`, :class:`Pipeline` and the :class:`Tap` protocol (implemented by
+``shadow.side.LocalSide`` over a Pipeline, and by ``shadow.remote.RemoteSide``); the pairing stage's state is
+``shadow.pairer``, the comparators and diff worker processes are ``shadow.compare``. The forwarder
+(``shadow.forward`` or ``shadow.mitm``) only calls the Tap's non-blocking methods, and those only the
+Pipeline's: every ``offer`` is ``put_nowait``; a full queue drops and counts
 (``parity_dropped_total{stage, reason="full"}``), it never waits. Each stage handles one item (the diff stage: one batch) at a time inside
 a safecall-style guard: an exception is logged, counted in ``parity_stage_errors_total{stage}`` and the stage
 moves on. Only ``ConfigError`` at startup may stop the proxy.
@@ -121,11 +123,6 @@ class HttpJob:
     route: str
     queued_at: float
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as one tuple (the mirror process receives one per mirrored request; the generated state
-        functions of a slots dataclass look its fields up on every call)."""
-        return (HttpJob, (self.conn, self.leg, self.method, self.path, self.headers, self.body, self.route,
-                          self.queued_at))
 
 
 class Budget:
@@ -209,7 +206,7 @@ class Stage:
 
 
 class Pipeline:
-    """Owns the stages and their lifecycle; is the :class:`Tap` the forwarders feed.
+    """Owns the stages and their lifecycle; ``shadow.side.LocalSide`` feeds it (the forwarders' :class:`Tap`).
 
     Args:
         config: the proxy config (limits, sampling).
@@ -291,7 +288,7 @@ class Pipeline:
         for stage in self.stages.values():
             await stage.stop()
 
-    # -- Tap ----------------------------------------------------------------------------------------------
+    # -- what LocalSide calls ------------------------------------------------------------------------------
     def observe(self, obs: Observation, *, force_record: bool = False) -> None:
         """One observation of either leg (already on the wire; the client path does not wait).
 
@@ -345,7 +342,8 @@ class Pipeline:
         try:
             if self.clock() - job.queued_at > self.config.limits.candidate_timeout:
                 self.metrics.drop("mirror", "deadline")
-                self.count(job.leg, "http", job.route, "dropped")
+                self.count(job.leg.other, "http", job.route, "dropped")  # the primary's request went unmirrored
+                self.stages["pair"].offer(("forget", job.conn, "http"))  # its half is not left to expire
                 return
             if self._http_mirror is not None:
                 await self._http_mirror(job)
@@ -360,6 +358,9 @@ class Pipeline:
                 return
             if item[0] == "close":
                 self.pairer.close_conn(item[1])
+                return
+            if item[0] == "forget":
+                self.pairer.forget(item[1], item[2])
                 return
             _, conn, key, route, protocol, t = item
             self.pairer.expect(conn, key, route, protocol, t)

@@ -61,6 +61,9 @@ class ShadowProxy:
         if config.limits.mirror_process:
             if comparator is not None or store is not None:
                 raise ConfigError("limits.mirror_process: a custom comparator or store runs in-process only")
+            if profile is not None and profile.name != config.profile:
+                raise ConfigError(f"limits.mirror_process: the mirror process loads the profile named by "
+                                  f"`profile` ({config.profile!r}), not the {profile.name!r} passed in")
             self.side = RemoteSide(config, self.metrics, self.policy)
         else:
             self.side = LocalSide(config, self.metrics, self.profile, comparator=comparator, store=store,

@@ -2,10 +2,12 @@
 
 Owns :class:`RemoteSide` (the :class:`shadow.pipeline.Tap` the forwarder feeds) and :class:`RemoteMirror` (a client
 WebSocket's binary frames to its secondary leg, as seen from the proxy), plus the length-prefixed pickle framing both
-ends use. Every Tap call appends one message, a tuple of plain values (one per HTTP request, one per answer, one per
-WS text frame), to a list that is pickled and written at most every :data:`FLUSH_INTERVAL` (so at high request rates
-one ``send`` carries many exchanges): the client path pays a tuple, a list append, and a share of one pickle and
-one ``send``, no thread and no lock; the observations and mirror jobs are built in the child. Mirroring, pairing, diffing, recording and storing all run in
+ends use. Every Tap call appends one message to a list that is pickled and written at most every
+:data:`FLUSH_INTERVAL` (so at high request rates one ``send`` carries many exchanges). The per-exchange messages are
+tuples of plain values (one per HTTP request, one per answer, one per WS text frame): the client path pays a tuple,
+a list append, and a share of one pickle and one ``send``, no thread and no lock; the observations, mirror jobs and
+WS policy decisions are made in the child. The rarer ones (WS open, close and binary frames, transport errors) go as
+:class:`wire.model.Observation` objects. Mirroring, pairing, diffing, recording and storing all run in
 ``shadow.mirror_worker``, a child process started at a lower CPU priority (``limits.mirror_nice``, or SCHED_IDLE
 with ``limits.mirror_idle``), so under CPU contention the kernel serves the client path first and the mirror falls
 behind; what it cannot take is dropped and counted, never waited for:
@@ -59,6 +61,8 @@ CONTROL_HEADROOM = 2
 FLUSH_INTERVAL = 0.002
 #: what a message costs beyond its payload, for the byte limit
 _SMALL = 64
+#: a refused WS text frame up to this size is parsed in the proxy, to count its outcome under its method
+DROP_PARSE_LIMIT = 64 * 1024
 
 
 def write_frame(writer: asyncio.StreamWriter, obj: Any) -> int:
@@ -263,8 +267,8 @@ class RemoteSide:
         if self.send(("hreq", conn, primary, secondary, method, path, headers, body, route, decision, t),
                      _SMALL + len(path) + len(body)):
             return True
-        if secondary is not None and decision == MIRROR:
-            self.count(primary, "http", route, "dropped")
+        if secondary is not None:  # the child never sees it: its outcome is counted here
+            self.count(primary, "http", route, "dropped" if decision == MIRROR else "skipped")
         return False
 
     def end_http(self, conn: str, primary: Leg, status: int, headers: tuple[tuple[str, str], ...], kept: bytes,
@@ -273,8 +277,12 @@ class RemoteSide:
 
     def c2s_text(self, conn: str, leg: Leg, text: str, mirrored: bool, t: float) -> None:
         if not self.send(("c2s", conn, leg, text, mirrored, t), _SMALL + len(text)) and mirrored:
-            # the child never sees this frame: its policy decision and its drop are counted here
-            decision, route, req = self.policy.ws_text(text)
+            # the child never sees this frame: its policy decision and outcome are counted here (a frame too large
+            # to parse cheaply on the client path is counted under "other")
+            if len(text) <= DROP_PARSE_LIMIT:
+                decision, route, req = self.policy.ws_text(text)
+            else:
+                (decision, route), req = self.policy.ws(None), None
             if req is not None:
                 self.count(leg, "ws", route, "dropped" if decision == MIRROR else "skipped")
 

@@ -5,7 +5,7 @@ proxy's own process. The mirror process (``shadow.mirror_worker``) runs the very
 socket by ``shadow.remote.RemoteSide`` instead of by the forwarder, so both placements share one code path
 from the first observation to the stored pair.
 May import: stdlib, prometheus_client, ``wire``, ``recorder``, ``diffing``, ``shadow.{compare,config,handshake,metrics,mirror,
-pairer,pipeline}``.
+pairer,pipeline,policy}``.
 """
 
 from __future__ import annotations

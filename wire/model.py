@@ -49,6 +49,10 @@ class Leg(StrEnum):
     LEGACY = "legacy"
     CANDIDATE = "candidate"
 
+    @property
+    def other(self) -> Leg:
+        return Leg.CANDIDATE if self is Leg.LEGACY else Leg.LEGACY
+
 
 class Direction(StrEnum):
     """Who sent it: client to server (``>``) or server to client (``<``)."""

@@ -1,26 +1,48 @@
-"""shadow.pipeline: what crosses to the mirror process, and the queue gauges."""
+"""shadow.pipeline: the mirror deadline, and the queue gauges."""
 
 from __future__ import annotations
-
-import dataclasses
-import pickle
 
 from conftest import proxy_config
 from prometheus_client import CollectorRegistry
 
 from shadow.metrics import Metrics
 from shadow.pipeline import HttpJob, Pipeline
-from wire.model import Leg
+from wire.model import Direction, Kind, Leg, Observation
 
 
-def test_http_job_pickles_every_field() -> None:
-    """``HttpJob.__reduce__`` lists the fields by hand (speed): a new field must be added there too."""
-    values = {"conn": "h3", "leg": Leg.CANDIDATE, "method": "POST", "path": "/tools/invoke?x=1",
-              "headers": (("Content-Type", "application/json"),), "body": b'{"a":1}', "route": "POST /tools/invoke",
-              "queued_at": 12.5}
-    assert {f.name for f in dataclasses.fields(HttpJob)} == set(values)
-    job = HttpJob(**values)
-    assert pickle.loads(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)) == job
+async def test_a_job_past_its_deadline_is_dropped_and_its_expectation_forgotten() -> None:
+    """A mirror job that waited in the queue past ``candidate_timeout`` is not sent; the primary's request is
+    counted dropped, once, and its half does not wait out the pair window to be counted ``unpaired`` as well."""
+    now = [100.0]
+    metrics = Metrics(CollectorRegistry())
+    sent: list[HttpJob] = []
+
+    async def send(job: HttpJob) -> None:
+        sent.append(job)
+
+    pipeline = Pipeline(proxy_config("http://127.0.0.1:9", limits={"candidate_timeout": 1.0}), metrics,
+                        http_mirror=send, clock=lambda: now[0])
+    await pipeline.start()
+    try:
+        pipeline.expect("h1", "http", "GET /healthz", "http")
+        assert pipeline.mirror_http(HttpJob("h1", Leg.CANDIDATE, "GET", "/healthz", (), b"", "GET /healthz", 98.5))
+        pipeline.observe(Observation(t=0.5, conn="h1", leg=Leg.LEGACY, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
+                                     status=200, data="{}"))  # the primary's answer: h1's half holds it
+        pipeline.expect("h2", "http", "GET /healthz", "http")  # a fresh one still goes
+        assert pipeline.mirror_http(HttpJob("h2", Leg.CANDIDATE, "GET", "/healthz", (), b"", "GET /healthz", 99.9))
+        for name in ("mirror", "pair"):
+            await pipeline.stages[name].drain(5.0)
+        assert [j.conn for j in sent] == ["h2"]
+        assert set(pipeline.pairer.pending) == {("h2", "http")}
+        assert metrics.value("parity_dropped_total", {"stage": "mirror", "reason": "deadline"}) == 1
+        now[0] += 60.0  # far past the pair window: h2's half expires, h1 left nothing to expire
+        for result in pipeline.pairer.expire(pipeline.now()):
+            pipeline._account(result)
+        assert metrics.total("parity_requests_total", outcome="dropped") == 1
+        assert metrics.total("parity_requests_total", leg="legacy", outcome="dropped") == 1
+        assert metrics.total("parity_requests_total", outcome="unpaired") == 0  # h2 had no observation yet
+    finally:
+        await pipeline.close(0.5)
 
 
 async def test_queue_depth_and_mirror_bytes_are_read_when_scraped() -> None:

@@ -220,6 +220,12 @@ async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_co
                         break
                 else:
                     raise AssertionError("the socket to the child never filled up")
+                skipped = Exposed(proxy).total("parity_requests_total", route="POST /hooks/agent", outcome="skipped")
+                async with s.post(proxy.url + "/hooks/agent") as r:  # side-effecting: skipped, and refused
+                    assert r.status == 200
+                sent += 1
+                assert Exposed(proxy).total("parity_requests_total", route="POST /hooks/agent",
+                                            outcome="skipped") == skipped + 1  # counted by the proxy
                 before = Exposed(proxy).total("parity_requests_total", protocol="ws", route="health",
                                               outcome="dropped")
                 await ws.send_str(json.dumps({"type": "req", "id": "r1", "method": "health", "params": {}}))
@@ -260,7 +266,7 @@ async def test_a_child_behind_by_more_than_the_deadline_drops_without_waiting_fo
 
     await async_wait_until(lambda: total("parity_dropped_total", stage="mirror", reason="deadline") == 1, 20 * S,
                            what="the stale request dropped by the child")
-    await asyncio.sleep(2.5)  # longer than the pair window (2 s) plus the expiry tick
+    await asyncio.sleep(4.0)  # the pair window (2 s), an expiry tick and two metric snapshots of the child (0.5 s)
     assert total("parity_requests_total", route="GET /healthz", outcome="dropped") == 1
     assert total("parity_requests_total", route="GET /healthz", outcome="unpaired") == 0
     assert not [p for _, p, _, _ in fake_candidate.http_requests if p == "/healthz"]
