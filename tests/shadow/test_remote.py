@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from shadow.config import ShadowConfig
 from shadow.metrics import merge_exposition
 from shadow.proxy import ShadowProxy
 from wire.errors import ConfigError
+from wire.profiles.openclaw import get_profile
 
 REMOTE = {"mirror_process": True, "mirror_nice": 7, "diff_workers": 0}
 
@@ -292,6 +294,10 @@ async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGa
                                         "limits": {"mirror_process": True}})
     with pytest.raises(ConfigError, match="mirror_process"):
         ShadowProxy(config, comparator=lambda joined: (True, None))
+    other = dataclasses.replace(get_profile(config.profile), name="custom")
+    with pytest.raises(ConfigError, match="loads the profile named by `profile` \\('openclaw'\\), not the 'custom'"):
+        ShadowProxy(config, profile=other)
+    ShadowProxy(config, profile=get_profile(config.profile))  # the profile it would load anyway is fine
 
 
 @pytest.mark.parametrize(("limits", "message"), [
