@@ -66,21 +66,47 @@ def _lower_priority(nice: int) -> None:
             logger.warning("cannot lower this process's priority: %s", exc)
 
 
+def _tree_tids() -> list[int]:
+    """This process's threads, then those of every process it started (the diff workers), recursively."""
+    tids: list[int] = []
+    pids = [os.getpid()]
+    while pids:
+        pid = pids.pop(0)
+        try:
+            tasks = sorted(os.listdir(f"/proc/{pid}/task"), key=lambda t: t != str(pid))  # the main thread first
+        except OSError:  # a worker that just exited
+            continue
+        for tid in tasks:
+            tids.append(int(tid))
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    pids += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+    return tids
+
+
 def _set_idle(idle: bool) -> bool:
-    """SCHED_IDLE on (the diff workers this process starts later inherit it) or back off; whether it changed.
+    """SCHED_IDLE on (or back off) for the whole mirror side: every thread of this process and of the diff
+    workers it started (those it starts later inherit it); whether this process's main thread changed.
     Set only once the child is ready (start-up, with its store migrations, must not wait for an idle CPU) and
     lifted again for the final drain where the kernel allows it (root, or RLIMIT_NICE), so a saturated machine
     cannot keep the child from finishing its store run before the proxy's stop timeout."""
     policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-    try:
-        os.sched_setscheduler(0, policy, os.sched_param(0))
-        return True
-    except (AttributeError, OSError) as exc:
-        if idle:
-            logger.warning("cannot run the mirror process under SCHED_IDLE (%s); it keeps its nice value", exc)
-        else:
-            logger.info("cannot leave SCHED_IDLE for the final drain (%s)", exc)
-        return False
+    changed = False
+    for tid in _tree_tids():
+        try:
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
+        except ProcessLookupError:  # a thread or worker that has just ended
+            continue
+        except (AttributeError, OSError) as exc:
+            if idle:
+                logger.warning("cannot run the mirror process under SCHED_IDLE (%s); it keeps its nice value", exc)
+            else:
+                logger.info("cannot leave SCHED_IDLE for the final drain (%s)", exc)
+            return changed
+        changed = changed or tid == os.getpid()
+    return changed
 
 
 async def _snapshots(side: LocalSide, writer: asyncio.StreamWriter) -> None:

@@ -289,6 +289,32 @@ async def test_mirror_idle_runs_the_child_under_sched_idle(fake_legacy: FakeGate
                            20 * S, what="a pair compared by the SCHED_IDLE child")
 
 
+def _tree_tasks(pid: int) -> dict[int, int]:
+    """Every thread of ``pid`` and of the processes it started, recursively: tid -> scheduling policy."""
+    out, pids = {}, [pid]
+    while pids:
+        p = pids.pop()
+        for tid in os.listdir(f"/proc/{p}/task"):
+            out[int(tid)] = os.sched_getscheduler(int(tid))
+            pids += [int(c) for c in Path(f"/proc/{p}/task/{tid}/children").read_text().split()]
+    return out
+
+
+async def test_mirror_idle_covers_the_childs_threads_and_diff_workers(fake_legacy: FakeGateway,
+                                                                     fake_candidate: FakeGateway, make_proxy) -> None:
+    """The diff worker processes and the threads the child started before it went idle are idle too: none of
+    the mirror side's CPU competes with the client path."""
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url,
+                             limits={**REMOTE, "diff_workers": 1, "mirror_idle": True})
+    await http_transcript(proxy.url)
+    await async_wait_until(lambda: Exposed(proxy).total("parity_pairs_total") >= 1, 20 * S,
+                           what="a pair compared by the diff worker")
+    pid = proxy.health()["mirror_process"]["pid"]
+    tasks = _tree_tasks(pid)
+    assert len({t for t in tasks if t != pid}) >= 2  # the child's own threads and a diff worker at least
+    assert set(tasks.values()) == {os.SCHED_IDLE}, tasks
+
+
 async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGateway) -> None:
     config = ShadowConfig.from_mapping({"mode": "passthrough", "legacy": {"url": fake_legacy.url},
                                         "limits": {"mirror_process": True}})
