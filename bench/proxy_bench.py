@@ -9,13 +9,18 @@ One run measures, against a fast loopback upstream AND against the real pinned l
 - ``mitmproxy``       client -> ``mitmdump --mode reverse`` (mitmproxy 11.0.2 from ``.cache/mitm-venv``, no addon)
 - ``nginx mirror``    client -> nginx-light 1.22 (1 worker) with ``mirror`` to the second upstream (the reference C shadow)
 
+The candidate (the second upstream) runs under SCHED_IDLE while the fronts are measured: in staging it is another
+machine, and on this 2-core box its CPU would otherwise count against the client path of whichever front mirrors to
+it (nginx's as much as ours). One extra row, ``co-located candidate`` (root only: leaving SCHED_IDLE needs it),
+gives it normal scheduling for its runs, to show what sharing the machine with the candidate costs.
+
 Figures: HTTP ``GET /healthz`` req/s, p50 and p99 with ``wrk`` at 1 and 16 keep-alive connections, and the WS RPC
 round trip (``health`` after a token connect; median and p99 over sequential calls). Every server runs in its
 own process (the proxy as ``python -m parity shadow``); ``wrk`` and the WS client run in this process' children.
 Results go to stdout and to the "shadow proxy" section of docs/benchmarks.md via ``bench/_report.py``.
 
 Usage: ``python bench/proxy_bench.py [--duration 3] [--reps 3] [--rpcs 1000] [--skip-legacy] [--legacy-json FILE]``.
-``--legacy-json`` reuses two running legacies (``[{"http_url","token"}, {...}]``) instead of booting them.
+``--legacy-json`` reuses two running legacies (``[{"http_url","token","pid"}, {...}]``) instead of booting them.
 ``python bench/proxy_bench.py --serve-upstream PORT`` is the fast upstream itself (used internally).
 """
 
@@ -47,6 +52,7 @@ logger = logging.getLogger("bench.proxy")
 MITMDUMP = ROOT / ".cache" / "mitm-venv" / "bin" / "mitmdump"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHED_MS = 5.0  # limits.shed_lag_ms of the "proxy (on, shed)" row
+COLOCATED = "proxy (on, mirror process, idle, co-located candidate)"
 
 
 # -- the fast upstream -------------------------------------------------------------------------------------------
@@ -254,6 +260,23 @@ class Upstream:
     legacy_token: str
     candidate_url: str
     candidate_token: str
+    candidate_pid: int = 0  # 0: unknown (a reused legacy without its pid): the candidate is left as it runs
+
+
+def contain(up: Upstream, idle: bool) -> bool:
+    """The candidate's process tree under SCHED_IDLE (it stands for another machine's CPU) or back to normal
+    scheduling (co-located); False when the kernel refused (leaving SCHED_IDLE needs root)."""
+    from shadow.mirror_worker import tree_tids
+
+    ok = True
+    for tid in tree_tids(up.candidate_pid) if up.candidate_pid else ():
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
+        except ProcessLookupError:
+            continue
+        except OSError:
+            ok = False
+    return ok
 
 
 @dataclass
@@ -264,6 +287,7 @@ class Front:
     url: str
     proc: subprocess.Popen[bytes] | None = None
     admin_url: str = ""  # a mirroring proxy's admin port (its pair counts tell how much of a cell was mirrored)
+    colocated: bool = False  # the candidate keeps normal scheduling during this front's runs
 
 
 def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
@@ -271,6 +295,10 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
     cport = int(up.candidate_url.rsplit(":", 1)[1])
     names = ["direct", "proxy (off)", "proxy (on)", f"proxy (on, shed {SHED_MS:g} ms)", "proxy (on, mirror process)",
              "proxy (on, mirror process, idle)"]
+    if up.candidate_pid and os.geteuid() == 0:  # only root may take the candidate back out of SCHED_IDLE
+        names.append(COLOCATED)
+    else:
+        logger.warning("[%s] no co-located row: the candidate's pid is unknown or this is not root", up.name)
     if MITMDUMP.exists():
         names.append("mitmproxy")
     else:
@@ -298,7 +326,8 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
         proc = procs.start(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
         wait_port(port, proc, what=name)
         mirroring = "on" in name and name.startswith("proxy")
-        fronts.append(Front(name, f"http://127.0.0.1:{port}", proc, f"http://127.0.0.1:{admin}" if mirroring else ""))
+        fronts.append(Front(name, f"http://127.0.0.1:{port}", proc, f"http://127.0.0.1:{admin}" if mirroring else "",
+                            colocated=name == COLOCATED))
     return fronts
 
 
@@ -334,11 +363,13 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
         settled: dict[str, float] = {}
         for f in fronts:
             logger.info("[%s] %s: %s", up.name, f.name, f.url)
+            contain(up, not f.colocated)
             wrk(f.url + "/healthz", 1, 1.0)  # warm-up
             if f.admin_url:
                 settled[f.name] = mirrored_pairs(f.admin_url)
         for rep in range(args.reps):
             for f in (fronts if rep % 2 == 0 else fronts[::-1]):
+                contain(up, not f.colocated)
                 for cell, conns in (("c1", 1), ("c16", 16)):
                     r = wrk(f.url + "/healthz", conns, args.duration)
                     if f.admin_url:  # how much of this run's traffic the mirror really compared
@@ -350,6 +381,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
         results: dict[str, dict[str, Any]] = {}
         for f in fronts:
             row: dict[str, Any] = {cell: summarize(runs[f.name][cell]) for cell in ("c1", "c16")}
+            contain(up, not f.colocated)
             try:
                 row["ws"] = asyncio.run(ws_rtt(f.url, up.legacy_token, args.rpcs))
             except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
@@ -359,6 +391,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
             results[f.name] = row
         return results
     finally:
+        contain(up, False)
         for f in fronts:
             if f.proc is not None:
                 procs.stop(f.proc)
@@ -439,10 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpname)
         try:
             ports = [free_port(), free_port()]
-            for p in ports:
-                wait_port(p, procs.start([sys.executable, str(Path(__file__)), "--serve-upstream", str(p)]),
-                          what="fast upstream")
-            ups = [Upstream("fast loopback", f"http://127.0.0.1:{ports[0]}", "t", f"http://127.0.0.1:{ports[1]}", "t")]
+            fast = [procs.start([sys.executable, str(Path(__file__)), "--serve-upstream", str(p)]) for p in ports]
+            for p, proc in zip(ports, fast, strict=True):
+                wait_port(p, proc, what="fast upstream")
+            ups = [Upstream("fast loopback", f"http://127.0.0.1:{ports[0]}", "t", f"http://127.0.0.1:{ports[1]}", "t",
+                            fast[1].pid)]
             if not args.skip_legacy:
                 if args.legacy_json:
                     a, b = json.loads(Path(args.legacy_json).read_text())[:2]
@@ -457,8 +491,9 @@ def main(argv: list[str] | None = None) -> int:
                         logger.info("booting legacy %s (13-60 s)", name)
                         booted.append(LegacyGateway.start(LegacyOptions(run_dir=run_dir, model_url=fake_model.url,
                                                                         install_dir=inst.root)))
-                    a, b = ({"http_url": g.http_url, "token": g.token} for g in booted)
-                ups.append(Upstream("legacy 2026.9.6", a["http_url"], a["token"], b["http_url"], b["token"]))
+                    a, b = ({"http_url": g.http_url, "token": g.token, "pid": g.pid} for g in booted)
+                ups.append(Upstream("legacy 2026.9.6", a["http_url"], a["token"], b["http_url"], b["token"],
+                                    int(b.get("pid") or 0)))
             for up in ups:
                 res = measure(up, tmp, procs, args)
                 all_rows += [fmt_row(up.name, n, r) for n, r in res.items()]
@@ -481,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
         "(`limits.mirror_idle`: it only gets CPU time nothing else wants). \"HTTP mirrored\" is the share of each cell's "
         "`GET /healthz` requests that became compared pairs; the rest were dropped and counted "
         "(`parity_dropped_total`), never waited for. \"Spread\" is (max - min) / median of a cell's runs. "
+        "The candidate (the second upstream) runs under SCHED_IDLE: in staging it is another machine, and on these 2 "
+        "cores its CPU would otherwise count against the client path of whichever front mirrors to it (nginx's as "
+        "much as ours); the \"co-located candidate\" row gives it normal scheduling, to show what sharing the "
+        "machine with it costs. "
         "nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
         "",

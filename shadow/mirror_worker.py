@@ -66,10 +66,10 @@ def _lower_priority(nice: int) -> None:
             logger.warning("cannot lower this process's priority: %s", exc)
 
 
-def _tree_tids() -> list[int]:
-    """This process's threads, then those of every process it started (the diff workers), recursively."""
+def tree_tids(root: int) -> list[int]:
+    """The threads of process ``root``, then those of every process it started, recursively (Linux ``/proc``)."""
     tids: list[int] = []
-    pids = [os.getpid()]
+    pids = [root]
     while pids:
         pid = pids.pop(0)
         try:
@@ -94,7 +94,7 @@ def _set_idle(idle: bool) -> bool:
     cannot keep the child from finishing its store run before the proxy's stop timeout."""
     policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
     changed = False
-    for tid in _tree_tids():
+    for tid in tree_tids(os.getpid()):  # this process and the diff workers it started
         try:
             os.sched_setscheduler(tid, policy, os.sched_param(0))
         except ProcessLookupError:  # a thread or worker that has just ended
