@@ -18,7 +18,9 @@ Stages, in order:
    window (cheap, in the event loop).
 3. ``diff``    -- each pair compared by the one differ (``diffing.diff.compare_pair`` with the profile) in a
    worker *process* (``limits.diff_workers``; 0 = inline): explaining a mismatch costs milliseconds of CPU
-   (DeepDiff), which must never run on the client path's event loop. Outcome metrics and ``parity_ratio``.
+   (DeepDiff), which must never run on the client path's event loop. A pair whose legs carry the same payload of
+   at most :data:`INLINE_COMPARE_MAX` bytes is compared on the loop: only headers can differ, and the round trip
+   to a worker would cost more than the comparison. Outcome metrics and ``parity_ratio``.
 4. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
 5. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
 
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["STAGES", "Budget", "HttpJob", "Joined", "MirrorHandle", "Pairer", "Pipeline", "Stage", "Tap"]
 
 STAGES = ("mirror", "pair", "diff", "record", "store")
+#: payload bytes up to which a pair whose two legs carry the same payload is compared on the loop (see _do_diff)
+INLINE_COMPARE_MAX = 4096
 
 
 
@@ -238,6 +242,7 @@ class Pipeline:
         self.profile = profile
         self.comparator = comparator or ProfileComparator(profile)
         self._use_workers = comparator is None and config.limits.diff_workers > 0
+        self.inline_compared = 0  # pairs the diff stage compared itself instead of sending them to a worker
         self.budget = Budget(config.limits.max_queued_bytes, metrics)
         self.pairer = Pairer(config.limits.pair_window, profile, max_bytes=config.limits.max_queued_bytes)
         self.pair_bytes = 0  # payload bytes waiting in the pair queue
@@ -273,7 +278,13 @@ class Pipeline:
             stage.start()
         self._bg.append(spawn(self._housekeeping(), name="pipeline-housekeeping"))
         if self._use_workers:  # spawn the diff worker now, not on the first pair
-            asyncio.get_running_loop().run_in_executor(executor(self.config.limits.diff_workers), warm)
+            workers = self.config.limits.diff_workers
+            pool = executor(workers)
+            try:
+                pool.submit(warm)
+            except BrokenProcessPool:  # the shared pool lost a worker since its last use: a fresh one
+                discard_executor(workers, pool)
+                executor(workers).submit(warm)
         if self.config.limits.shed_lag_ms > 0:
             self._bg.append(spawn(self._lag_sampler(), name="pipeline-lag"))
 
@@ -370,10 +381,17 @@ class Pipeline:
             self._account(result)
 
     async def _do_diff(self, batch: list[Joined]) -> None:
-        """Compare what the diff queue holds, in one call to a worker process: one wake-up and one pickled
-        message per batch instead of per pair (each costs a system call and a thread switch on the loop's time).
-        """
+        """Compare what the diff queue holds. Pairs whose legs carry the same small payload are compared here
+        (the differ's raw or small-document path: tens of microseconds, less than the round trip to a worker);
+        the rest go to a worker process in one call: one wake-up and one pickled message per batch instead of
+        per pair (each costs a system call and a thread switch on the loop's time)."""
         if self._use_workers:
+            inline = [j for j in batch if _same_small_payload(j)]
+            batch = [j for j in batch if not _same_small_payload(j)]
+            self.inline_compared += len(inline)
+            self._account_compared(inline, [guarded(self.comparator, j) for j in inline])
+            if not batch:
+                return
             loop = asyncio.get_running_loop()
             workers = self.config.limits.diff_workers
             pool = executor(workers)
@@ -386,6 +404,9 @@ class Pipeline:
                 results = await loop.run_in_executor(executor(workers), compare_many, self.profile.name, batch)
         else:
             results = [guarded(self.comparator, joined) for joined in batch]
+        self._account_compared(batch, results)
+
+    def _account_compared(self, batch: list[Joined], results: list[tuple[bool, Any]]) -> None:
         for joined, (match, detail) in zip(batch, results, strict=True):
             if isinstance(detail, Failed):
                 self.metrics.stage_errors.labels(stage="diff").inc()
@@ -454,3 +475,9 @@ class Pipeline:
                 self.budget.over_rss = over
             # expire halves through the pair queue's own worker, so pairer state has one writer
             self.stages["pair"].offer(("expire",))
+
+
+def _same_small_payload(joined: Joined) -> bool:
+    a, b = joined.legs.get(Leg.LEGACY), joined.legs.get(Leg.CANDIDATE)
+    return (a is not None and b is not None and a.kind is b.kind and a.status == b.status and a.code == b.code
+            and a.data == b.data and a.data_b64 == b.data_b64 and payload_size(a) <= INLINE_COMPARE_MAX)

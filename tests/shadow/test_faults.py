@@ -156,9 +156,9 @@ async def test_diff_worker_killed_is_replaced_and_pairs_keep_being_compared(
     proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={"diff_workers": 1})
     compared = lambda: proxy.metrics.total("parity_pairs_total")  # noqa: E731
 
-    async def one() -> None:
-        async with aiohttp.ClientSession() as s, s.get(proxy.url + "/healthz") as r:
-            assert r.status == 200 and await r.read() == b'{"ok":true,"status":"live"}'
+    async def one() -> None:  # 16 KB, more than the diff stage compares in place: each pair goes to the worker
+        async with aiohttp.ClientSession() as s, s.get(proxy.url + "/binary") as r:
+            assert r.status == 200 and await r.read() == bytes(range(256)) * 64
 
     await one()
     await async_wait_until(lambda: compared() == 1, 20 * S, what="first pair compared in the worker")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from conftest import proxy_config
 from prometheus_client import CollectorRegistry
 
@@ -57,3 +59,66 @@ async def test_queue_depth_and_mirror_bytes_are_read_when_scraped() -> None:
     assert metrics.value("parity_queue_depth", {"queue": "mirror_bytes"}) == 300
     pipeline.budget.give(300)
     assert metrics.value("parity_queue_depth", {"queue": "mirror_bytes"}) == 0
+
+
+async def test_same_small_payloads_are_compared_on_the_loop_the_rest_by_the_worker() -> None:
+    """The diff stage keeps the round trip to a worker for pairs that may need DeepDiff: legs with the same small
+    payload are compared in place, and both kinds still count their verdicts (a header can differ in place)."""
+    metrics = Metrics(CollectorRegistry())
+    pipeline = Pipeline(proxy_config("http://127.0.0.1:9", limits={"diff_workers": 1}), metrics)
+    await pipeline.start()
+
+    def answer(conn: str, leg: Leg, body: str, ctype: str = "application/json") -> None:
+        pipeline.observe(Observation(t=1.0, conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
+                                     status=200, headers=(("Content-Type", ctype),), data=body))
+
+    try:
+        for conn in ("h1", "h2", "h3", "h4"):
+            pipeline.expect(conn, "http", "GET /healthz", "http")
+        answer("h1", Leg.LEGACY, '{"ok":true}')
+        answer("h1", Leg.CANDIDATE, '{"ok":true}')  # same payload, same headers: match, in place
+        answer("h2", Leg.LEGACY, '{"ok":true}')
+        answer("h2", Leg.CANDIDATE, '{"ok":true}', "text/plain")  # same payload, another header: mismatch, in place
+        answer("h3", Leg.LEGACY, '{"ok":true}')
+        answer("h3", Leg.CANDIDATE, '{"ok":false}')  # different payloads: the worker
+        big = '{"x":"' + "y" * 5000 + '"}'
+        answer("h4", Leg.LEGACY, big)
+        answer("h4", Leg.CANDIDATE, big)  # same, but larger than INLINE_COMPARE_MAX: the worker
+
+        def counted() -> float:
+            return metrics.total("parity_pairs_total")
+
+        for _ in range(600):
+            if counted() == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert pipeline.inline_compared == 2
+        assert metrics.total("parity_pairs_total", outcome="match") == 2  # h1 and h4
+        assert metrics.total("parity_pairs_total", outcome="mismatch") == 2  # h2 and h3
+    finally:
+        await pipeline.close(0.5)
+
+
+async def test_a_pipeline_starts_on_a_shared_pool_that_lost_its_worker() -> None:
+    """The diff pool is shared by the pipelines of a process; one whose worker died since its last use (no pair
+    went to it to notice) is replaced at start instead of failing the proxy's start."""
+    import os
+    import signal
+
+    from shadow import compare
+
+    pool = compare.executor(1)
+    pool.submit(compare.warm).result(60)
+    for pid in list(pool._processes):  # noqa: SLF001 - the worker to kill
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(600):
+        if pool._broken:  # noqa: SLF001 - the pool notices the death on its own thread
+            break
+        await asyncio.sleep(0.05)
+    assert pool._broken  # noqa: SLF001
+    pipeline = Pipeline(proxy_config("http://127.0.0.1:9", limits={"diff_workers": 1}), Metrics(CollectorRegistry()))
+    await pipeline.start()
+    try:
+        assert compare.executor(1) is not pool
+    finally:
+        await pipeline.close(0.5)
