@@ -30,6 +30,20 @@ def _nice(pid: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, pid)
 
 
+async def _mirrored_ws(s: aiohttp.ClientSession, proxy: ShadowProxy,
+                       candidate: FakeGateway) -> aiohttp.ClientWebSocketResponse:
+    """A client WebSocket through ``proxy`` once its candidate leg is open."""
+    ws = await s.ws_connect(proxy.url.replace("http", "ws", 1) + "/")
+    await ws.receive(10)  # the legacy's challenge
+    await async_wait_until(lambda: len(candidate._sockets) == 1, 20 * S, what="candidate leg open")
+    return ws
+
+
+def _refused(proxy: ShadowProxy) -> float:
+    """Messages the full socket to the child refused."""
+    return Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full")
+
+
 async def test_transcripts_unchanged_and_pairs_counted_by_the_child(fake_legacy: FakeGateway,
                                                                    fake_candidate: FakeGateway, make_proxy) -> None:
     direct_http = await http_transcript(fake_legacy.url)
@@ -189,12 +203,10 @@ async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_co
         pid = proxy.health()["mirror_process"]["pid"]
 
         def refused() -> float:
-            return Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full")
+            return _refused(proxy)
 
         async with aiohttp.ClientSession() as s:
-            ws = await s.ws_connect(proxy.url.replace("http", "ws", 1) + "/")
-            await ws.receive(10)  # the legacy's challenge
-            await async_wait_until(lambda: len(fake_candidate._sockets) == 1, 20 * S, what="candidate leg open")
+            ws = await _mirrored_ws(s, proxy, fake_candidate)
             os.kill(pid, signal.SIGSTOP)
             try:
                 async def room() -> int:  # what the byte limit still lets in (after the next flush)
@@ -387,13 +399,11 @@ async def test_a_connection_close_reaches_a_stalled_child_before_payload_does(
     proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={**REMOTE, "max_queued_bytes": limit})
     pid = proxy.health()["mirror_process"]["pid"]
     async with aiohttp.ClientSession() as s:
-        ws = await s.ws_connect(proxy.url.replace("http", "ws", 1) + "/")
-        await ws.receive(10)  # the legacy's challenge
-        await async_wait_until(lambda: len(fake_candidate._sockets) == 1, 20 * S, what="candidate leg open")
+        ws = await _mirrored_ws(s, proxy, fake_candidate)
         os.kill(pid, signal.SIGSTOP)
         try:
             def refused() -> float:
-                return Exposed(proxy).total("parity_dropped_total", stage="remote", reason="full")
+                return _refused(proxy)
 
             for _ in range(200):  # fill the socket to the child until payload is refused
                 async with s.post(proxy.url + "/echo", data=b"z" * (16 * 1024)) as r:
