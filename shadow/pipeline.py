@@ -386,8 +386,11 @@ class Pipeline:
         the rest go to a worker process in one call: one wake-up and one pickled message per batch instead of
         per pair (each costs a system call and a thread switch on the loop's time)."""
         if self._use_workers:
-            inline = [j for j in batch if _same_small_payload(j)]
-            batch = [j for j in batch if not _same_small_payload(j)]
+            inline: list[Joined] = []
+            rest: list[Joined] = []
+            for joined in batch:
+                (inline if _same_small_payload(joined) else rest).append(joined)
+            batch = rest
             self.inline_compared += len(inline)
             self._account_compared(inline, [guarded(self.comparator, j) for j in inline])
             if not batch:
