@@ -278,7 +278,7 @@ class RemoteSide:
     def c2s_text(self, conn: str, leg: Leg, text: str, mirrored: bool, t: float) -> None:
         if not self.send(("c2s", conn, leg, text, mirrored, t), _SMALL + len(text)) and mirrored:
             # the child never sees this frame: its policy decision and outcome are counted here (a frame too large
-            # to parse cheaply on the client path is counted under "other")
+            # to parse cheaply on the client path counts only its decision, under route "other")
             if len(text) <= DROP_PARSE_LIMIT:
                 decision, route, req = self.policy.ws_text(text)
             else:

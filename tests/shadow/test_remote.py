@@ -202,9 +202,6 @@ async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_co
     try:
         pid = proxy.health()["mirror_process"]["pid"]
 
-        def refused() -> float:
-            return _refused(proxy)
-
         async with aiohttp.ClientSession() as s:
             ws = await _mirrored_ws(s, proxy, fake_candidate)
             os.kill(pid, signal.SIGSTOP)
@@ -224,13 +221,13 @@ async def test_a_request_refused_at_the_socket_leaves_no_half_and_its_drop_is_co
                         break
                     await post(min(16 * 1024, left - 1000))
                 assert 0 < await room() <= 1200
-                before = refused()
+                before = _refused(proxy)
                 await post(1500)  # refused whole; its short answer would still fit, and must not be sent
-                assert refused() == before + 1
+                assert _refused(proxy) == before + 1
                 for _ in range(2000):  # then body-less requests until one is refused too
-                    before = refused()
+                    before = _refused(proxy)
                     await post(0)
-                    if refused() > before:
+                    if _refused(proxy) > before:
                         break
                 else:
                     raise AssertionError("the socket to the child never filled up")
@@ -402,19 +399,16 @@ async def test_a_connection_close_reaches_a_stalled_child_before_payload_does(
         ws = await _mirrored_ws(s, proxy, fake_candidate)
         os.kill(pid, signal.SIGSTOP)
         try:
-            def refused() -> float:
-                return _refused(proxy)
-
             for _ in range(200):  # fill the socket to the child until payload is refused
                 async with s.post(proxy.url + "/echo", data=b"z" * (16 * 1024)) as r:
                     assert r.status == 200
-                if refused():
+                if _refused(proxy):
                     break
             for _ in range(2000):  # then top it up until even a body-less request is refused
-                before = refused()
+                before = _refused(proxy)
                 async with s.get(proxy.url + "/healthz") as r:
                     assert r.status == 200
-                if refused() > before:
+                if _refused(proxy) > before:
                     break
             else:
                 raise AssertionError("the socket to the child never filled up")
