@@ -65,6 +65,7 @@ __all__ = [
     "PairResult",
     "compare_exchanges",
     "compare_pair",
+    "settle_pair",
     "compare_pairs",
     "show",
     "signature_path",
@@ -279,11 +280,18 @@ def _in_frame(prefix: str, path: str) -> str:
     return join_path(prefix, path) if path != "$" else (prefix or "$")
 
 
+class _Unsettled(Exception):
+    """Raised by :func:`_compare_docs` when telling two documents apart needs the explain stage and the caller
+    (:func:`settle_pair`) asked for the cheap stages only."""
+
+
 def _compare_docs(
-    la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str, unrecorded: Counter[tuple[str, DiffKind]]
+    la: Normalized, ca: Normalized, lc: bytes, cc: bytes, prefix: str, unrecorded: Counter[tuple[str, DiffKind]],
+    explain_ok: bool = True,
 ) -> tuple[list[Diff], int, int]:
     """(diffs, legacy leaf count, equal leaf count) for one normalized document pair; findings past the record
-    cap are added to ``unrecorded``."""
+    cap are added to ``unrecorded``. Raises :class:`_Unsettled` where the explain stage would run, unless
+    ``explain_ok``."""
     leaves = _canonical_leaves(lc)  # a tolerant field is one leaf: its "<tolerance>" placeholder
     diffs: list[Diff] = []
     unequal = 0
@@ -294,6 +302,8 @@ def _compare_docs(
         else:  # no float on either side: the numeric policy changes nothing
             a, b, lc2, cc2 = la.value, ca.value, lc, cc
         if lc2 != cc2:
+            if not explain_ok:
+                raise _Unsettled
             found = explain(a, b, max(len(lc2), len(cc2)))
             unequal += found.unequal
             for (path, kind), n in found.unrecorded.items():
@@ -322,6 +332,21 @@ def compare_exchanges(legacy: Exchange, candidate: Exchange, profile: Profile) -
 
 def compare_pair(pair: Pair, profile: Profile) -> PairResult:
     """Compare one pair through the stages. Never raises on leg data: malformed frames are findings."""
+    return _compare(pair, profile, explain_ok=True)
+
+
+def settle_pair(pair: Pair, profile: Profile) -> PairResult | None:
+    """:func:`compare_pair`'s result when the cheap stages settle the pair (raw or canonical equality, a missing
+    leg, a framing or tolerance finding), or None when its documents differ after normalization and only the
+    explain stage (DeepDiff) can say where: a caller compares the common, equal case where it is and sends the
+    rest to a worker, which runs :func:`compare_pair` from the start."""
+    try:
+        return _compare(pair, profile, explain_ok=False)
+    except _Unsettled:
+        return None
+
+
+def _compare(pair: Pair, profile: Profile, explain_ok: bool) -> PairResult:
     lx, cx = pair.legacy, pair.candidate
     base: dict[str, Any] = {
         "conn": pair.conn,
@@ -381,7 +406,7 @@ def compare_pair(pair: Pair, profile: Profile) -> PairResult:
             )
         huge = max(len(lrawtext or ""), len(crawtext or "")) > _HUGE
         lc, cc = _canonical(ln.value, cn.value, huge)
-        d, t, e = _compare_docs(ln, cn, lc, cc, prefix, unrecorded)
+        d, t, e = _compare_docs(ln, cn, lc, cc, prefix, unrecorded, explain_ok)
         diffs.extend(d)
         total += t
         equal += e

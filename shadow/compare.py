@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shadow.pairer import Joined
 from wire.frames import http_response, parse_observation
@@ -55,11 +55,19 @@ class ProfileComparator:
         return Exchange(leg=leg, conn=joined.conn, key=joined.key, kind=kind, group=joined.route,
                         responses=(response,), t_start=obs.t, t_end=obs.t)
 
-    def __call__(self, joined: Joined) -> tuple[bool, Any]:
+    def pair(self, joined: Joined) -> Pair:
         lx, cx = self.exchange(joined, Leg.LEGACY), self.exchange(joined, Leg.CANDIDATE)
-        pair = Pair(conn=joined.conn, key=joined.key, kind=lx.kind, group=joined.route, legacy=lx, candidate=cx)
-        result = self._diff.compare_pair(pair, self.profile)
+        return Pair(conn=joined.conn, key=joined.key, kind=lx.kind, group=joined.route, legacy=lx, candidate=cx)
+
+    def __call__(self, joined: Joined) -> tuple[bool, Any]:
+        result = self._diff.compare_pair(self.pair(joined), self.profile)
         return result.equal, result
+
+    def settle(self, joined: Joined) -> tuple[bool, Any] | None:
+        """The verdict when the differ's cheap stages settle the pair (``diffing.diff.settle_pair``), else None:
+        the pair needs the explain stage. Raises as :meth:`__call__` does (callers guard it)."""
+        result = self._diff.settle_pair(self.pair(joined), self.profile)
+        return None if result is None else (result.equal, result)
 
 
 _EXECUTORS: dict[int, Any] = {}
@@ -134,7 +142,11 @@ class Failed:
     error: str
 
 
-def guarded(cmp: Callable[[Joined], tuple[bool, Any]], joined: Joined) -> tuple[bool, Any]:
+_V = TypeVar("_V")
+
+
+def guarded(cmp: Callable[[Joined], _V], joined: Joined) -> _V | tuple[bool, Failed]:
+    """``cmp(joined)``, or a :class:`Failed` verdict when it raised."""
     try:
         return cmp(joined)
     except Exception as exc:  # one bad pair must not cost the rest of its batch

@@ -18,9 +18,10 @@ Stages, in order:
    window (cheap, in the event loop).
 3. ``diff``    -- each pair compared by the one differ (``diffing.diff.compare_pair`` with the profile) in a
    worker *process* (``limits.diff_workers``; 0 = inline): explaining a mismatch costs milliseconds of CPU
-   (DeepDiff), which must never run on the client path's event loop. A pair whose legs carry the same payload of
-   at most :data:`INLINE_COMPARE_MAX` bytes is compared on the loop: only headers can differ, and the round trip
-   to a worker would cost more than the comparison. Outcome metrics and ``parity_ratio``.
+   (DeepDiff), which must never run on the client path's event loop. A pair whose legs carry at most
+   :data:`INLINE_COMPARE_MAX` bytes each is first tried on the loop with the differ's cheap stages
+   (``diffing.diff.settle_pair``): equal after normalization, it never costs a round trip to a worker; only what
+   needs explaining goes there. Outcome metrics and ``parity_ratio``.
 4. ``record``  -- sampled observations of both legs to a trace (``recorder.format.TraceWriter``, redacted).
 5. ``store``   -- pairs to the parity store (``diffing.store``) when one is configured.
 
@@ -61,8 +62,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["STAGES", "Budget", "HttpJob", "Joined", "MirrorHandle", "Pairer", "Pipeline", "Stage", "Tap"]
 
 STAGES = ("mirror", "pair", "diff", "record", "store")
-#: payload bytes up to which a pair whose two legs carry the same payload is compared on the loop (see _do_diff)
-INLINE_COMPARE_MAX = 4096
+#: payload bytes (each leg) up to which a pair is first tried with the differ's cheap stages on the loop (_do_diff)
+INLINE_COMPARE_MAX = 8192
 
 
 
@@ -381,18 +382,26 @@ class Pipeline:
             self._account(result)
 
     async def _do_diff(self, batch: list[Joined]) -> None:
-        """Compare what the diff queue holds. Pairs whose legs carry the same small payload are compared here
-        (the differ's raw or small-document path: tens of microseconds, less than the round trip to a worker);
-        the rest go to a worker process in one call: one wake-up and one pickled message per batch instead of
-        per pair (each costs a system call and a thread switch on the loop's time)."""
+        """Compare what the diff queue holds. A pair whose legs are both small is first tried here with the
+        differ's cheap stages (raw or canonical equality: tens of microseconds for a few KB, less than the round
+        trip to a worker, and most pairs end there: the legs agree once volatile fields are normalized); what those
+        stages cannot settle (documents that differ and need DeepDiff to say where, or a large pair) goes to a
+        worker process in one call: one wake-up and one pickled message per batch instead of per pair (each costs
+        a system call and a thread switch on the loop's time, and on a shared machine, the client path's)."""
         if self._use_workers:
-            inline: list[Joined] = []
             rest: list[Joined] = []
+            settled: list[Joined] = []
+            verdicts: list[tuple[bool, Any]] = []
             for joined in batch:
-                (inline if _same_small_payload(joined) else rest).append(joined)
+                verdict = self._settle(joined) if _small(joined) else None
+                if verdict is None:
+                    rest.append(joined)
+                else:
+                    settled.append(joined)
+                    verdicts.append(verdict)
             batch = rest
-            self.inline_compared += len(inline)
-            self._account_compared(inline, [guarded(self.comparator, j) for j in inline])
+            self.inline_compared += len(settled)
+            self._account_compared(settled, verdicts)
             if not batch:
                 return
             loop = asyncio.get_running_loop()
@@ -408,6 +417,11 @@ class Pipeline:
         else:
             results = [guarded(self.comparator, joined) for joined in batch]
         self._account_compared(batch, results)
+
+    def _settle(self, joined: Joined) -> tuple[bool, Any] | None:
+        """The comparator's cheap-stage verdict (see :meth:`ProfileComparator.settle`), or None (to a worker)."""
+        assert isinstance(self.comparator, ProfileComparator)  # _use_workers: the profile comparator
+        return guarded(self.comparator.settle, joined)  # one bad pair is a diff-stage error, as in a worker
 
     def _account_compared(self, batch: list[Joined], results: list[tuple[bool, Any]]) -> None:
         for joined, (match, detail) in zip(batch, results, strict=True):
@@ -480,7 +494,6 @@ class Pipeline:
             self.stages["pair"].offer(("expire",))
 
 
-def _same_small_payload(joined: Joined) -> bool:
-    a, b = joined.legs.get(Leg.LEGACY), joined.legs.get(Leg.CANDIDATE)
-    return (a is not None and b is not None and a.kind is b.kind and a.status == b.status and a.code == b.code
-            and a.data == b.data and a.data_b64 == b.data_b64 and payload_size(a) <= INLINE_COMPARE_MAX)
+def _small(joined: Joined) -> bool:
+    """Both legs carry at most :data:`INLINE_COMPARE_MAX` payload bytes."""
+    return all(payload_size(obs) <= INLINE_COMPARE_MAX for obs in joined.legs.values())

@@ -259,3 +259,29 @@ def test_raw_stage_leaf_count_matches_the_token_count() -> None:
     spaced = '{"type" : "res", "id":"1","ok":true,"payload":{ "a": { }, "b": [ ], "c": "x, y"}}'
     frame = Res(raw=spaced, value=json.loads(spaced), id="1", ok=True)
     assert D._raw_leaves(frame) == D._canonical_leaves(D._canonical(frame.value, frame.value)[0]) == 6
+
+
+def test_settle_pair_gives_compare_pairs_result_whenever_it_settles() -> None:
+    """``settle_pair`` (the cheap stages only, run where the pair is) returns exactly ``compare_pair``'s result, and
+    returns None only for pairs that ``compare_pair`` had to explain. Pairs: every golden exchange with itself, and
+    each with the next exchange of the same kind and group (another scenario's answer: volatile fields, and real
+    differences, as a candidate would give)."""
+    from wire.model import Pair
+
+    by_group: dict[tuple[Any, str], list[Exchange]] = {}
+    for ex in EXCHANGES:
+        by_group.setdefault((ex.kind, ex.group), []).append(ex)
+    stages: dict[str, int] = {}
+    unsettled = 0
+    for group in by_group.values():
+        for a, b in [(e, e) for e in group] + list(zip(group, group[1:], strict=False)):
+            pair = Pair(conn=a.conn, key=a.key, kind=a.kind, group=a.group, legacy=a, candidate=b)
+            full = D.compare_pair(pair, OPENCLAW)
+            settled = D.settle_pair(pair, OPENCLAW)
+            if settled is None:
+                assert full.stage == "explain" and not full.equal, (a.group, a.key)
+                unsettled += 1
+            else:
+                assert settled == full and settled.monotonic == full.monotonic, (a.group, a.key)
+                stages[settled.stage] = stages.get(settled.stage, 0) + 1
+    assert stages.get("raw", 0) > 200 and stages.get("canonical", 0) > 50 and unsettled > 100, (stages, unsettled)

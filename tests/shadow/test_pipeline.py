@@ -8,7 +8,7 @@ from conftest import proxy_config
 from prometheus_client import CollectorRegistry
 
 from shadow.metrics import Metrics
-from shadow.pipeline import HttpJob, Pipeline
+from shadow.pipeline import INLINE_COMPARE_MAX, HttpJob, Pipeline
 from wire.model import Direction, Kind, Leg, Observation
 
 
@@ -61,9 +61,10 @@ async def test_queue_depth_and_mirror_bytes_are_read_when_scraped() -> None:
     assert metrics.value("parity_queue_depth", {"queue": "mirror_bytes"}) == 0
 
 
-async def test_same_small_payloads_are_compared_on_the_loop_the_rest_by_the_worker() -> None:
-    """The diff stage keeps the round trip to a worker for pairs that may need DeepDiff: legs with the same small
-    payload are compared in place, and both kinds still count their verdicts (a header can differ in place)."""
+async def test_small_pairs_the_cheap_stages_settle_are_compared_on_the_loop_the_rest_by_the_worker() -> None:
+    """The diff stage keeps the round trip to a worker for pairs that need DeepDiff: small pairs equal after
+    normalization (the same payload, or one differing only in a masked volatile field) are settled in place; a
+    real difference, in the body or a header, and a large pair go to the worker; every verdict is counted."""
     metrics = Metrics(CollectorRegistry())
     pipeline = Pipeline(proxy_config("http://127.0.0.1:9", limits={"diff_workers": 1}), metrics)
     await pipeline.start()
@@ -72,29 +73,29 @@ async def test_same_small_payloads_are_compared_on_the_loop_the_rest_by_the_work
         pipeline.observe(Observation(t=1.0, conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.HTTP_RESPONSE,
                                      status=200, headers=(("Content-Type", ctype),), data=body))
 
+    big = '{"x":"' + "y" * (INLINE_COMPARE_MAX + 10) + '"}'
+    cases = {  # conn: (legacy body, candidate body, candidate content type, settled in place, verdict)
+        "h1": ('{"ok":true}', '{"ok":true}', "application/json", True, "match"),  # raw-equal
+        "h2": ('{"ok":true,"ts":1}', '{"ts":2,"ok":true}', "application/json", True, "match"),  # a masked field
+        "h3": ('{"ok":true}', '{"ok":false}', "application/json", False, "mismatch"),  # a real difference
+        "h4": ('{"ok":true}', '{"ok":true}', "text/plain", False, "mismatch"),  # another header
+        "h5": (big, big, "application/json", False, "match"),  # larger than INLINE_COMPARE_MAX
+    }
     try:
-        for conn in ("h1", "h2", "h3", "h4"):
+        for n, (conn, (lbody, cbody, ctype, in_place, verdict)) in enumerate(cases.items(), 1):
+            before = pipeline.inline_compared
             pipeline.expect(conn, "http", "GET /healthz", "http")
-        answer("h1", Leg.LEGACY, '{"ok":true}')
-        answer("h1", Leg.CANDIDATE, '{"ok":true}')  # same payload, same headers: match, in place
-        answer("h2", Leg.LEGACY, '{"ok":true}')
-        answer("h2", Leg.CANDIDATE, '{"ok":true}', "text/plain")  # same payload, another header: mismatch, in place
-        answer("h3", Leg.LEGACY, '{"ok":true}')
-        answer("h3", Leg.CANDIDATE, '{"ok":false}')  # different payloads: the worker
-        big = '{"x":"' + "y" * 5000 + '"}'
-        answer("h4", Leg.LEGACY, big)
-        answer("h4", Leg.CANDIDATE, big)  # same, but larger than INLINE_COMPARE_MAX: the worker
-
-        def counted() -> float:
-            return metrics.total("parity_pairs_total")
-
-        for _ in range(600):
-            if counted() == 4:
-                break
-            await asyncio.sleep(0.05)
-        assert pipeline.inline_compared == 2
-        assert metrics.total("parity_pairs_total", outcome="match") == 2  # h1 and h4
-        assert metrics.total("parity_pairs_total", outcome="mismatch") == 2  # h2 and h3
+            answer(conn, Leg.LEGACY, lbody)
+            answer(conn, Leg.CANDIDATE, cbody, ctype)
+            for _ in range(600):
+                if metrics.total("parity_pairs_total") == n:
+                    break
+                await asyncio.sleep(0.05)
+            assert metrics.total("parity_pairs_total", outcome=verdict) >= 1, conn
+            assert pipeline.inline_compared - before == int(in_place), conn
+        assert metrics.total("parity_pairs_total", outcome="match") == 3
+        assert metrics.total("parity_pairs_total", outcome="mismatch") == 2
+        assert metrics.value("parity_stage_errors_total", {"stage": "diff"}) == 0
     finally:
         await pipeline.close(0.5)
 
