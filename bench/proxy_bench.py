@@ -8,6 +8,7 @@ One run measures, against a fast loopback upstream AND against the real pinned l
 - ``proxy (on)``      client -> ``parity shadow`` in shadow mode -> upstream, every request/RPC mirrored to a second upstream
 - ``mitmproxy``       client -> ``mitmdump --mode reverse`` (mitmproxy 11.0.2 from ``.cache/mitm-venv``, no addon)
 - ``nginx mirror``    client -> nginx-light 1.22 (1 worker) with ``mirror`` to the second upstream (the reference C shadow)
+- ``nginx (no mirror)`` the same nginx without ``mirror``: what mirroring costs the reference shadow on this machine
 
 The candidate (the second upstream) runs under SCHED_IDLE while the fronts are measured: in staging it is another
 machine, and on this 2-core box its CPU would otherwise count against the client path of whichever front mirrors to
@@ -15,11 +16,14 @@ it (nginx's as much as ours). One extra row, ``co-located candidate`` (root only
 gives it normal scheduling for its runs, to show what sharing the machine with the candidate costs.
 
 Figures: HTTP ``GET /healthz`` req/s, p50 and p99 with ``wrk`` at 1 and 16 keep-alive connections, and the WS RPC
-round trip (``health`` after a token connect; median and p99 over sequential calls). Every server runs in its
+round trip (``health`` after a token connect; median and p99 over sequential calls, one connection per front,
+split into ``--ws-rounds`` interleaved passes over the fronts, each front's added median taken pass by pass
+against ``direct``). Every server runs in its
 own process (the proxy as ``python -m parity shadow``); ``wrk`` and the WS client run in this process' children.
 Results go to stdout and to the "shadow proxy" section of docs/benchmarks.md via ``bench/_report.py``.
 
-Usage: ``python bench/proxy_bench.py [--duration 3] [--reps 3] [--rpcs 1000] [--skip-legacy] [--legacy-json FILE]``.
+Usage: ``python bench/proxy_bench.py [--duration 3] [--reps 3] [--rpcs 1000] [--ws-rounds 10] [--skip-legacy]
+[--legacy-json FILE]``.
 ``--legacy-json`` reuses two running legacies (``[{"http_url","token","pid"}, {...}]``) instead of booting them.
 ``python bench/proxy_bench.py --serve-upstream PORT`` is the fast upstream itself (used internally).
 """
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,10 +147,11 @@ def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltok
     return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
 
 
-def nginx_cmd(tmp: Path, port: int, legacy_port: int, candidate_port: int) -> list[str]:
+def nginx_cmd(tmp: Path, port: int, legacy_port: int, candidate_port: int, mirror: bool = True) -> list[str]:
     prefix = tmp / f"nginx-{port}"
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
+    mirror_line = "      mirror /__parity_mirror;" if mirror else "      # no mirror: the same proxy, forwarding only"
     conf.write_text(f"""worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -160,7 +166,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location / {{
-      mirror /__parity_mirror;
+{mirror_line}
       mirror_request_body on;
       proxy_pass http://legacy;
       proxy_http_version 1.1;
@@ -226,29 +232,79 @@ def mirrored_pairs(admin_url: str, timeout: float = 60.0) -> float:
     return last
 
 
-async def ws_rtt(url: str, token: str, n: int) -> dict[str, float]:
+async def ws_open(url: str, token: str) -> Any:
+    """A WS connection through ``url`` after a token ``connect`` (hello-ok read)."""
     import websockets
 
-    samples: list[float] = []
-    async with websockets.connect(url.replace("http", "ws", 1) + "/", max_size=None, compression=None,
-                                  ping_interval=None) as ws:
-        await asyncio.wait_for(ws.recv(), 30)
-        await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": {
-            "minProtocol": 4, "maxProtocol": 4,
-            "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
-            "role": "operator", "scopes": ["operator.read"], "auth": {"token": token}}}))
-        while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != "c":
-            pass
-        for i in range(n + 50):
-            rid = f"h{i}"
-            t0 = time.perf_counter()
-            await ws.send(json.dumps({"type": "req", "id": rid, "method": "health", "params": {}}))
-            while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != rid:
-                pass  # events (tick, health broadcasts) are skipped
-            if i >= 50:  # warm-up
-                samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
-    return {"median": statistics.median(samples), "p99": samples[int(len(samples) * 0.99) - 1]}
+    ws = await websockets.connect(url.replace("http", "ws", 1) + "/", max_size=None, compression=None,
+                                  ping_interval=None, open_timeout=30)
+    await asyncio.wait_for(ws.recv(), 30)
+    await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": {
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
+        "role": "operator", "scopes": ["operator.read"], "auth": {"token": token}}}))
+    while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != "c":
+        pass
+    return ws
+
+
+async def ws_batch(ws: Any, n: int, tag: str) -> list[float]:
+    """``n`` sequential ``health`` RPCs on ``ws``: each round trip in ms (events in between are skipped)."""
+    out = []
+    for i in range(n):
+        rid = f"{tag}-{i}"
+        t0 = time.perf_counter()
+        await ws.send(json.dumps({"type": "req", "id": rid, "method": "health", "params": {}}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 30)).get("id") != rid:
+            pass  # events (tick, health broadcasts) are skipped
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def ws_rounds(up: Upstream, fronts: list[Front], rpcs: int, rounds: int) -> dict[str, dict[str, Any] | None]:
+    """The WS RPC round trip of every front, interleaved as the HTTP cells are: one connection per front, then
+    ``rounds`` passes over the fronts (forward, backward, ...), each a batch of ``rpcs // rounds`` sequential RPCs
+    per front. The legacy's own round trip drifts by more than the target between minutes, so each front's added
+    median is taken round by round against ``direct``'s batch of the same pass. A front whose WS leg fails is
+    reported (None), not fatal."""
+    conns: dict[str, Any] = {}
+    samples: dict[str, list[float]] = {}
+    per_round: dict[str, list[float]] = {}
+    for f in fronts:
+        try:
+            contain(up, not f.colocated)
+            conns[f.name] = await ws_open(f.url, up.legacy_token)
+            await ws_batch(conns[f.name], 50, "warm")
+            samples[f.name], per_round[f.name] = [], []
+        except Exception as exc:
+            logger.warning("[%s] %s: WS RPC failed: %r", up.name, f.name, exc)
+    batch = max(1, rpcs // rounds)
+    try:
+        for rnd in range(rounds):
+            for f in (fronts if rnd % 2 == 0 else fronts[::-1]):
+                if f.name not in conns:
+                    continue
+                contain(up, not f.colocated)
+                try:
+                    got = await ws_batch(conns[f.name], batch, f"r{rnd}")
+                except Exception as exc:
+                    logger.warning("[%s] %s: WS RPC failed in round %d: %r", up.name, f.name, rnd + 1, exc)
+                    await conns.pop(f.name).close()
+                    continue
+                samples[f.name] += got
+                per_round[f.name].append(statistics.median(got))
+    finally:
+        for ws in conns.values():
+            await ws.close()
+    out: dict[str, dict[str, Any] | None] = {}
+    for f in fronts:
+        s = sorted(samples.get(f.name, ()))
+        if f.name not in conns or not s:
+            out[f.name] = None
+            continue
+        out[f.name] = {"median": statistics.median(s), "p99": s[max(0, int(len(s) * 0.99) - 1)],
+                       "rounds": per_round[f.name]}
+    return out
 
 
 # -- the matrix -------------------------------------------------------------------------------------------------
@@ -304,7 +360,7 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
     else:
         logger.warning("mitmproxy venv missing (%s): run scripts/setup-extras.sh; skipping mitmproxy", MITMDUMP)
     if Path(NGINX).exists():
-        names.append("nginx mirror")
+        names += ["nginx mirror", "nginx (no mirror)"]
     else:
         logger.warning("nginx not installed (apt-get install nginx-light); skipping nginx mirror")
     fronts = []
@@ -322,7 +378,7 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
         elif name == "mitmproxy":
             cmd = mitm_cmd(tmp, port, up.legacy_url)
         else:
-            cmd = nginx_cmd(tmp, port, lport, cport)
+            cmd = nginx_cmd(tmp, port, lport, cport, mirror=name == "nginx mirror")
         proc = procs.start(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
         wait_port(port, proc, what=name)
         mirroring = "on" in name and name.startswith("proxy")
@@ -346,7 +402,7 @@ def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
-def paired(a: dict[str, Any], b: dict[str, Any], fn: Any) -> float:
+def paired(a: dict[str, Any], b: dict[str, Any], fn: Callable[[dict[str, Any], dict[str, Any]], float]) -> float:
     """The median over rounds of ``fn(a's run, b's run)``: both runs of a round were measured in the same pass
     over the fronts, so a slow spell of the machine weighs on both sides of each ratio or difference."""
     return statistics.median(fn(x, y) for x, y in zip(a["runs"], b["runs"], strict=True))
@@ -378,15 +434,11 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
                     runs[f.name][cell].append(r)
                 logger.info("[%s] %s, round %d: %.0f / %.0f req/s", up.name, f.name, rep + 1,
                             runs[f.name]["c1"][-1]["rps"], runs[f.name]["c16"][-1]["rps"])
+        ws = asyncio.run(ws_rounds(up, fronts, args.rpcs, args.ws_rounds))
         results: dict[str, dict[str, Any]] = {}
         for f in fronts:
             row: dict[str, Any] = {cell: summarize(runs[f.name][cell]) for cell in ("c1", "c16")}
-            contain(up, not f.colocated)
-            try:
-                row["ws"] = asyncio.run(ws_rtt(f.url, up.legacy_token, args.rpcs))
-            except Exception as exc:  # a front-end that cannot carry the WS leg is reported, not fatal
-                logger.warning("[%s] %s: WS RPC failed: %r", up.name, f.name, exc)
-                row["ws"] = None
+            row["ws"] = ws[f.name]
             logger.info("[%s] %s: %s", up.name, f.name, json.dumps(row))
             results[f.name] = row
         return results
@@ -432,7 +484,7 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
             cov = f" ({on[c]['coverage']:.0%} mirrored)" if "coverage" in on[c] else ""
             add(f"throughput mirroring {variant} / off, {c[1:]} conn (≥ 0.9×)", f"{ratio:.2f}×{cov}", ratio >= 0.9)
         if d.get("ws") and on.get("ws"):
-            wadd = on["ws"]["median"] - d["ws"]["median"]
+            wadd = statistics.median(x - y for x, y in zip(on["ws"]["rounds"], d["ws"]["rounds"], strict=True))
             add(f"WS RPC added median, mirroring {variant} (≤ 0.3 ms)", f"{wadd:+.3f} ms", wadd <= 0.3)
         if "mitmproxy" in res:
             ratio = paired(on["c16"], res["mitmproxy"]["c16"], _rate_ratio)
@@ -441,6 +493,15 @@ def targets(up: str, res: dict[str, dict[str, Any]]) -> list[str]:
             ratio = paired(on["c16"], res["nginx mirror"]["c16"], _rate_ratio)
             add(f"stretch: mirroring throughput vs nginx mirror, 16 conn, {variant} (≥ 1×)", f"{ratio:.2f}×",
                 ratio >= 1.0)
+    if "mitmproxy" in res:  # like for like: mitmproxy's reverse mode forwards only, as passthrough does
+        ratio = paired(off["c16"], res["mitmproxy"]["c16"], _rate_ratio)
+        add("throughput vs mitmproxy, 16 conn, both forwarding only (mirroring off) (≥ 8×)", f"{ratio:.1f}×",
+            ratio >= 8.0)
+    if "nginx mirror" in res and "nginx (no mirror)" in res:  # what mirroring costs the reference C shadow here
+        for c in ("c1", "c16"):
+            ratio = paired(res["nginx mirror"][c], res["nginx (no mirror)"][c], _rate_ratio)
+            add(f"context: nginx's own throughput mirroring on / off, {c[1:]} conn (no target)", f"{ratio:.2f}×",
+                None)
     return rows
 
 
@@ -450,12 +511,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     ap.add_argument("--reps", type=int, default=3, help="runs of each HTTP cell (interleaved rounds; medians)")
     ap.add_argument("--rpcs", type=int, default=1000, help="sequential WS RPCs per configuration")
+    ap.add_argument("--ws-rounds", type=int, default=10,
+                    help="interleaved passes over the fronts the WS RPCs are split into (paired against direct)")
     ap.add_argument("--skip-legacy", action="store_true", help="fast upstream only")
     ap.add_argument("--legacy-json", metavar="FILE", help="reuse two running legacies instead of booting them")
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args(argv)
-    if args.reps < 1 or args.duration <= 0 or args.rpcs < 1:
-        ap.error("--reps and --rpcs must be at least 1 and --duration positive")
+    if args.reps < 1 or args.duration <= 0 or args.ws_rounds < 1 or args.rpcs < args.ws_rounds:
+        ap.error("--reps and --ws-rounds must be at least 1, --rpcs at least --ws-rounds, --duration positive")
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
         return 0
@@ -509,7 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         "front-end runs at once and the runs go in rounds over all of them (forward, backward, ...), so a slow "
         "spell of the shared machine falls on all alike; figures are medians of the runs, and each target below is "
         "the median over rounds of that round's ratio or difference. WS: "
-        f"{args.rpcs} sequential `health` RPCs after a token connect. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
+        f"{args.rpcs} sequential `health` RPCs per front after a token connect, one connection per front, in "
+        f"{args.ws_rounds} interleaved passes over the fronts (forward, backward, ...); the WS target is the median "
+        "over passes of the front's batch median minus `direct`'s of the same pass. Latencies in ms. \"proxy (off)\" is passthrough mode, \"proxy (on)\" "
         "mirrors every request and RPC to a second upstream of the same kind; \"shed\" adds `limits.shed_lag_ms` "
         "(mirror work is dropped, counted, while the event loop lags); \"mirror process\" runs the mirror side in a "
         "child process at nice 10 (`limits.mirror_process`), \"idle\" runs that child under SCHED_IDLE "
@@ -521,7 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         "much as ours); the \"co-located candidate\" row gives it normal scheduling, to show what sharing the "
         "machine with it costs. "
         "nginx mirrors HTTP only (it cannot "
-        "mirror WebSocket frames) and runs 1 worker; mitmproxy is plain reverse mode (no addon).",
+        "mirror WebSocket frames) and runs 1 worker; \"nginx (no mirror)\" is the same nginx forwarding only, so the "
+        "table shows what mirroring costs the reference C shadow itself on this machine. mitmproxy is plain reverse "
+        "mode (no addon): the like-for-like comparison is with \"proxy (off)\", and the mirroring rows are compared "
+        "with it too.",
         "",
         "| upstream | front | req/s, 1 conn | p50 / p99, 1 conn | req/s, 16 conn | p50 / p99, 16 conn | WS RPC median / p99 "
         "| HTTP mirrored, 1 / 16 conn | req/s spread of the runs, 1 / 16 conn |",
