@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from recorder.format import TraceHeader, TraceWriter
 from wire.errors import ConfigError, TraceFormatError
-from wire.model import Direction, Kind, Leg, Observation
+from wire.model import Direction, Kind, Leg, Observation, body_fields
 from wire.redact import Redactor
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def _headers(value: Any, where: str, path: str) -> tuple[tuple[str, str], ...]:
 
 def _body(text: Any, encoding: Any, where: str, path: str) -> dict[str, Any]:
     if text is None or text == "":
-        return {}
+        return body_fields(b"")  # an empty body is recorded as "" like the live paths do
     if not isinstance(text, str):
         raise TraceFormatError(f"{where}.text: expected a string", path=path)
     if encoding == "base64":
@@ -69,10 +69,7 @@ def _body(text: Any, encoding: Any, where: str, path: str) -> dict[str, Any]:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise TraceFormatError(f"{where}.text: invalid base64", path=path) from None
-        try:
-            return {"data": raw.decode("utf-8")}
-        except UnicodeDecodeError:
-            return {"data_b64": raw}
+        return body_fields(raw)
     return {"data": text}
 
 

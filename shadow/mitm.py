@@ -30,7 +30,7 @@ from mitmproxy.exceptions import OptionsError
 
 from shadow.config import ShadowConfig, parse_hostport, set_path
 from wire.errors import ConfigError, TraceFormatError
-from wire.model import Direction, Kind, Leg, Observation
+from wire.model import Direction, Kind, Leg, Observation, body_fields
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,7 @@ def _headers(fields: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _body(raw: bytes | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        return {"data": raw.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"data_b64": raw}
+    return body_fields(raw or b"")  # an empty body is recorded as "" like the live paths do
 
 
 def read_flows(path: str | Path) -> Iterator[Observation]:

@@ -55,6 +55,8 @@ def test_har_import_writes_a_redacted_trace(tmp_path) -> None:
     assert res.status == 200 and res.t == pytest.approx(0.0125)
     binary = next(o for o in obs if o.kind is Kind.HTTP_RESPONSE and o.data_b64)
     assert binary.data_b64 == b"\xff\x00\xfe"
+    get = next(o for o in obs if o.kind is Kind.HTTP_REQUEST and o.conn == binary.conn)
+    assert get.data == "" and get.data_b64 is None  # an empty body reads as "", like the live paths record it
     ws = [o for o in obs if o.conn.startswith("c")]
     assert [o.kind for o in ws] == [Kind.WS_OPEN, Kind.WS_TEXT, Kind.WS_TEXT]
     assert [o.dir for o in ws[1:]] == [Direction.S2C, Direction.C2S]

@@ -85,6 +85,8 @@ async def test_mitmdump_addon_mirrors_and_flows_import(tmp_path, fake_legacy: Fa
     trace = read_trace(open(out), strict=True)
     kinds = {o.kind for o in trace.observations}
     assert {Kind.HTTP_REQUEST, Kind.HTTP_RESPONSE, Kind.WS_OPEN, Kind.WS_TEXT} <= kinds
+    gets = [o for o in trace.observations if o.kind is Kind.HTTP_REQUEST and o.method == "GET"]
+    assert gets and all(o.data == "" for o in gets)  # an empty body reads as "", like the live paths record it
     assert "tok-legacy" not in out.read_text()
 
 
