@@ -4,8 +4,8 @@ Owns the admin aiohttp application. It listens on its own port (loopback by defa
 switching never share a socket or a handler with client traffic.
 
 - ``GET /metrics``  -- every ``parity_*`` metric of this proxy (and of its mirror process, merged).
-- ``GET /healthz``  -- ``{"ok":true,"mode":…,"canary_percent":…,"fast_http":{"requests":…,"handed_off":…},"queues":{…},
-  "mirror_bytes":…}``.
+- ``GET /healthz``  -- ``{"ok":true,"mode":…,"canary_percent":…,"fast_http":{"requests":…,"handed_off":…,
+  "ws_relayed":…},"queues":{…},"mirror_bytes":…}``.
 - ``GET /mode``     -- the current mode.
 - ``POST /mode``    -- body ``{"mode":"canary","canary_percent":10}``; 400 with the reason on bad input. Open
   connections keep the routing they started with; new ones use the new mode.

@@ -6,9 +6,11 @@ request head is read by :func:`wire.http1.parse_request_head`; a plain request (
 as llhttp parses it: the upstream's status line, reason and headers (minus hop-by-hop, ``Content-Length`` kept
 unless the upstream chunked), its body bytes; a chunked or close-delimited body is re-chunked, as aiohttp does.
 
-Anything else -- a WebSocket upgrade, a chunked or ``Expect`` request body, ``HEAD``, HTTP/1.0, a head that is
-not plain, a body over the size limit -- hands the whole connection, at a request boundary and with its unread
-bytes, to the aiohttp server (``transport.set_protocol``), which then serves it exactly as before. Requests on
+A plain WebSocket handshake (:func:`wire.http1.parse_upgrade_head`) gives the connection to the byte relay
+(``Forwarder.relay_ws``, ``shadow.wsrelay``) unless write-ahead recording is on. Anything else -- a chunked or
+``Expect`` request body, ``HEAD``, HTTP/1.0, a head that is not plain, a body over the size limit -- hands the
+whole connection, at a request boundary and with its unread bytes, to the aiohttp server
+(``transport.set_protocol``), which then serves it exactly as before. Requests on
 one connection are served in order, one at a time (pipelined bytes wait in the buffer).
 
 Flow control: when the client's socket buffer is full the upstream connection stops reading, so a slow client
@@ -24,7 +26,7 @@ from email.utils import formatdate
 from typing import Any
 
 from shadow.upstream import ClientGone, KeepSink
-from wire.http1 import HOP_BY_HOP, MAX_HEAD, RequestHead, head_end, parse_request_head
+from wire.http1 import HOP_BY_HOP, MAX_HEAD, RequestHead, head_end, parse_request_head, parse_upgrade_head
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,11 @@ class FastClient(asyncio.Protocol):
                     self._arm()  # the idle deadline counts from the last byte of a request still arriving
                 return
             head = parse_request_head(bytes(self._buf[:end]))
+            if head is None and self._server.forwarder.relays_ws:
+                upgrade = parse_upgrade_head(bytes(self._buf[:end]))
+                if upgrade is not None:
+                    self._relay(upgrade, end)
+                    return
             if head is None or head.content_length > BODY_LIMIT:
                 self._handoff()
                 return
@@ -217,6 +224,24 @@ class FastClient(asyncio.Protocol):
             self.transport.resume_reading()
         if self._buf:
             self._advance()
+
+    def _relay(self, head: RequestHead, end: int) -> None:
+        """Give this connection, after its WebSocket handshake head, to the byte relay (``shadow.wsrelay``)."""
+        assert self.transport is not None
+        self._disarm()
+        self._server.clients.discard(self)
+        self._server.relayed += 1
+        self._busy = True
+        rest, self._buf = bytes(self._buf[end:]), bytearray()
+        self._server.spawn(self._run_relay(head, rest))
+
+    async def _run_relay(self, head: RequestHead, rest: bytes) -> None:
+        assert self.transport is not None
+        try:
+            await self._server.forwarder.relay_ws(self.transport, head, rest, self.remote)
+        except Exception:  # a bug of ours: this client loses its connection, nobody else is affected
+            logger.exception("fast path: WS relay of %s failed", head.target)
+            self.transport.abort()
 
     def _handoff(self) -> None:
         """Give this connection, with its unread bytes, to the full (aiohttp) server."""
@@ -264,6 +289,7 @@ class FastServer:
         self.closing = False
         self.served = 0  # requests answered on the fast path
         self.handed_off = 0  # connections given to the full server
+        self.relayed = 0  # WebSocket connections given to the byte relay
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
@@ -283,6 +309,7 @@ class FastServer:
         self.closing = True
         if self._server is not None:
             self._server.close()
+        self.forwarder.close_relays()
         for client in list(self.clients):
             client.close_if_idle()
         if self._tasks:

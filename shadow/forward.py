@@ -1,7 +1,8 @@
 """The client path: an aiohttp reverse proxy on one port for HTTP and WebSocket, feeding a Tap.
 
-Owns :class:`Forwarder` (the catch-all handler, the WS upgrade with its two pump tasks, the upstream
-connection pools) and the client-visible failure surface. An I/O shell: it moves bytes between the client and
+Owns :class:`Forwarder` (the catch-all handler, the WS byte relays the fast path hands over -- see
+``shadow.wsrelay`` --, the aiohttp WS upgrade with its two pump tasks for the rest, the upstream connection pools)
+and the client-visible failure surface. An I/O shell: it moves bytes between the client and
 the *primary* leg (legacy in ``shadow`` mode), and after each forward calls the Tap's non-blocking methods.
 The client never awaits the mirror: observations and mirror work are ``put_nowait`` onto bounded queues.
 
@@ -36,6 +37,7 @@ from shadow.modes import ModeController, Routing
 from shadow.pipeline import MirrorHandle, Tap
 from shadow.policy import PARSE_LIMIT, RECORD_ONLY, Policy
 from shadow.upstream import ClientGone, UpstreamPool
+from shadow.wsrelay import WsRelay
 from wire.frames import parse_frame
 from wire.http1 import RequestHead
 from wire.model import Direction, Kind, Leg, Observation, Req, body_fields
@@ -105,10 +107,14 @@ class Forwarder:
         self._sessions: dict[Leg, aiohttp.ClientSession] = {}
         self._pools: dict[Leg, UpstreamPool] = {}
         self._client_ws: set[web.WebSocketResponse] = set()
+        self._relays: set[WsRelay] = set()
         self._gauges = {p: metrics.client_connections.labels(protocol=p) for p in ("http", "ws")}
 
     def creds(self, leg: Leg) -> Credentials:
         return leg_creds(self.config, leg)[0]
+
+    def pool(self, leg: Leg) -> UpstreamPool:
+        return self._pools[leg]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024, handler_args={"max_field_size": 65536})
@@ -131,6 +137,7 @@ class Forwarder:
             self._pools[leg] = UpstreamPool(self.creds(leg).url, keepalive=4.0, connect_timeout=5.0)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        self.close_relays()
         for ws in list(self._client_ws):
             await ws.close(code=1001, message=b"proxy shutting down")
 
@@ -276,7 +283,35 @@ class Forwarder:
             pl = self.tap
             pl.end_http(ex.conn, ex.primary, status, headers, kept, pl.now(), ex.decision == RECORD_ONLY)
 
-    # -- WebSocket --------------------------------------------------------------------------------------------
+    # -- WebSocket: the byte relay (fast path) -----------------------------------------------------------------
+    @property
+    def relays_ws(self) -> bool:
+        """Whether the fast path may relay WS upgrades byte for byte (``shadow.wsrelay``). Not with write-ahead
+        recording: a side-effecting frame must be on disk before it is forwarded, which a relay cannot wait for."""
+        return self.write_ahead is None
+
+    async def relay_ws(self, transport: asyncio.Transport, head: RequestHead, rest: bytes, remote: str) -> None:
+        """One client WebSocket on the fast path, from its handshake head to the end of both sockets."""
+        gauge = self._gauges["ws"]
+        gauge.inc()
+        try:
+            routing = self.modes.route(head.get(self.config.canary_header) or remote)
+            relay = WsRelay(self, transport, head, rest, routing.primary,
+                            routing.secondary if routing.mirror else None, f"c{next(self._ids)}")
+            self._relays.add(relay)
+            try:
+                await relay.run()
+            finally:
+                self._relays.discard(relay)
+        finally:
+            gauge.dec()
+
+    def close_relays(self) -> None:
+        """The proxy is stopping: every relayed WS client gets ``1001`` and both its sockets close."""
+        for relay in list(self._relays):
+            relay.shutdown()
+
+    # -- WebSocket: the aiohttp path ----------------------------------------------------------------------------
     async def _ws(self, request: web.Request, routing: Routing) -> web.StreamResponse:
         gauge = self._gauges["ws"]
         gauge.inc()

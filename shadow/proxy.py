@@ -165,7 +165,8 @@ class ShadowProxy:
             "mode": self.modes.mode,
             "canary_percent": self.modes.canary_percent,
             "tasks": _tasks.pending(),
-            "fast_http": {"requests": self._fast.served, "handed_off": self._fast.handed_off} if self._fast else None,
+            "fast_http": {"requests": self._fast.served, "handed_off": self._fast.handed_off,
+                          "ws_relayed": self._fast.relayed} if self._fast else None,
             **self.side.health(),
         }
 

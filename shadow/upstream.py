@@ -282,6 +282,16 @@ class UpstreamPool:
             raise ConnectionAbortedError("the proxy is shutting down")
         return conn, False
 
+    async def connect(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Transport:
+        """A new connection to the leg, not pooled, speaking ``factory``'s protocol (the WS byte relay's)."""
+        if self._closed:
+            raise ConnectionAbortedError("the proxy is shutting down")
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.connect_timeout):
+            transport, _ = await loop.create_connection(factory, self.host, self.port, ssl=self._ssl)
+        assert isinstance(transport, asyncio.Transport)
+        return transport
+
     def _release(self, conn: _Conn) -> None:
         if not conn.reusable or not conn.usable() or self._closed:
             conn.abort()

@@ -7,6 +7,9 @@ everything else -- WebSocket upgrades, chunked or ``Expect`` request bodies, HTT
 has a length but no body), non-ASCII, obsolete line folding, malformed lines. ``None`` is not an error: the
 caller hands such a connection to a complete HTTP server (aiohttp's) with the bytes unread, so the client gets
 exactly the answer that server gives. Being strict here can only cost speed, never correctness.
+
+:func:`parse_upgrade_head` recognises the plain WebSocket opening handshake the same way, for the proxy's
+byte relay (``shadow.wsrelay``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["HOP_BY_HOP", "MAX_HEAD", "RequestHead", "head_end", "parse_request_head"]
+__all__ = ["HOP_BY_HOP", "MAX_HEAD", "RequestHead", "head_end", "parse_request_head", "parse_upgrade_head"]
 
 #: Per-hop headers (RFC 9110 §7.6.1): a proxy never passes them on (lower case).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -63,22 +66,36 @@ def head_end(buf: bytes | bytearray) -> int:
     return -1 if i < 0 else i + 4
 
 
-def parse_request_head(head: bytes) -> RequestHead | None:
-    """Parse ``head`` (request line and headers, through the blank line) or answer ``None`` (not fast-path)."""
+def _split(head: bytes) -> tuple[str, str, list[tuple[str, str]]] | None:
+    """Method, target and headers of a plain head (see the module doc), or ``None``."""
     lines = head[:-4].split(b"\r\n") if head.endswith(b"\r\n\r\n") else None
     if not lines or len(head) > MAX_HEAD:
         return None
     m = _REQUEST_LINE.fullmatch(lines[0])
-    if m is None or (method := m[1].decode()) not in _METHODS:
+    if m is None:
         return None
     headers: list[tuple[str, str]] = []
-    length: int | None = None
-    keep_alive = True
     for line in lines[1:]:
         h = _HEADER.fullmatch(line)
         if h is None:
             return None
-        name, value = h[1].decode(), h[2].decode()
+        headers.append((h[1].decode(), h[2].decode()))
+    return m[1].decode(), m[2].decode(), headers
+
+
+def _tokens(value: str) -> set[str]:
+    return {t.strip().lower() for t in value.split(",")}
+
+
+def parse_request_head(head: bytes) -> RequestHead | None:
+    """Parse ``head`` (request line and headers, through the blank line) or answer ``None`` (not fast-path)."""
+    split = _split(head)
+    if split is None or split[0] not in _METHODS:
+        return None
+    method, target, headers = split
+    length: int | None = None
+    keep_alive = True
+    for name, value in headers:
         low = name.lower()
         if low in _REFUSED:
             return None
@@ -87,9 +104,27 @@ def parse_request_head(head: bytes) -> RequestHead | None:
                 return None
             length = int(value)
         elif low == "connection":
-            tokens = {t.strip().lower() for t in value.split(",")}
+            tokens = _tokens(value)
             if "upgrade" in tokens:
                 return None
             keep_alive = "close" not in tokens
-        headers.append((name, value))
-    return RequestHead(method, m[2].decode(), tuple(headers), length or 0, keep_alive)
+    return RequestHead(method, target, tuple(headers), length or 0, keep_alive)
+
+
+def parse_upgrade_head(head: bytes) -> RequestHead | None:
+    """Parse a plain WebSocket opening handshake (RFC 6455 §4.1: ``GET``, ``Upgrade: websocket``, ``Connection:
+    upgrade``, version 13, one key, no body) or answer ``None``, leaving it to the full server."""
+    split = _split(head)
+    if split is None or split[0] != "GET":
+        return None
+    _, target, headers = split
+    seen: dict[str, str] = {}
+    for name, value in headers:
+        low = name.lower()
+        if low in ("content-length", "transfer-encoding", "expect") or (low in seen and low.startswith("sec-")):
+            return None
+        seen[low] = value
+    if (seen.get("upgrade", "").lower() != "websocket" or "upgrade" not in _tokens(seen.get("connection", ""))
+            or seen.get("sec-websocket-version") != "13" or not seen.get("sec-websocket-key")):
+        return None
+    return RequestHead("GET", target, tuple(headers), 0, True)

@@ -22,7 +22,7 @@ async def test_transcript_equals_direct_on_either_path(fast: bool, fake_legacy: 
     assert await http_transcript(proxy.url, PLAIN_SCRIPT) == direct
     stats = proxy.health()["fast_http"]
     if fast:
-        assert stats == {"requests": len(PLAIN_SCRIPT), "handed_off": 0}, "every plain request took the fast path"
+        assert stats == {"requests": len(PLAIN_SCRIPT), "handed_off": 0, "ws_relayed": 0}, "every plain request took the fast path"
     else:
         assert stats is None
     # and the mirror saw each of them (the pipeline is fed the same way on both paths)
@@ -55,14 +55,14 @@ async def test_pipelined_requests_then_an_upgrade_on_the_same_connection(fake_le
     assert answers[0][2] == b'{"ok":true,"status":"live"}'
     assert b'"body": "hello"' in answers[1][2] and answers[2][2] == b"part-0;part-1;part-2;part-3;part-4;"
     assert [r[1] for r in fake_legacy.http_requests] == ["/healthz", "/echo", "/chunked"]  # in order
-    # the same connection now upgrades: the full server takes it over and the legacy's challenge comes through
+    # the same connection now upgrades: the byte relay takes it over; the legacy's 101 and challenge come through
     writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
     assert head.startswith(b"HTTP/1.1 101") and b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
     frame = await asyncio.wait_for(reader.read(4096), 10 * S)
     assert b"connect.challenge" in frame
-    assert proxy.health()["fast_http"] == {"requests": 3, "handed_off": 1}
+    assert proxy.health()["fast_http"] == {"requests": 3, "handed_off": 0, "ws_relayed": 1}
     writer.close()
 
 

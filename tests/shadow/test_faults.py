@@ -92,9 +92,11 @@ async def test_candidate_answers_invalid_http(fake_legacy: FakeGateway, make_pro
         await garbage.stop()
 
 
-async def test_legacy_down_gives_502_and_1011_then_recovers(make_proxy, fake_candidate: FakeGateway) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "aiohttp"])
+async def test_legacy_down_gives_502_and_1011_then_recovers(fast: bool, make_proxy,
+                                                            fake_candidate: FakeGateway) -> None:
     port = free_port()
-    proxy = await make_proxy(f"http://127.0.0.1:{port}", fake_candidate.url)
+    proxy = await make_proxy(f"http://127.0.0.1:{port}", fake_candidate.url, limits={"fast_http": fast})
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.url + "/healthz") as r:
             body = await r.text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from _timing import S, async_wait_until
 from shadow_fakes import FakeGateway, http_transcript, ws_transcript
 
@@ -29,12 +30,15 @@ async def test_proxy_adds_no_server_header(fake_legacy: FakeGateway, make_proxy)
         assert len(r.headers.getall("Server", [])) == 1
 
 
-async def test_ws_transcript_through_proxy_equals_direct(fake_legacy: FakeGateway, fake_candidate: FakeGateway,
-                                                         make_proxy) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["byte-relay", "aiohttp"])
+async def test_ws_transcript_through_proxy_equals_direct(fast: bool, fake_legacy: FakeGateway,
+                                                         fake_candidate: FakeGateway, make_proxy) -> None:
     direct = await ws_transcript(fake_legacy.url)
-    proxy = await make_proxy(fake_legacy.url, fake_candidate.url)
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url, limits={"fast_http": fast})
     through = await ws_transcript(proxy.url)
     assert through == direct
+    if fast:
+        assert proxy.health()["fast_http"]["ws_relayed"] == 1
     assert through[-2] == ("close", (4001, "bye from server"))  # the legacy's close code and reason, unchanged
     # the candidate got its own connect, with its own token, and the mirrored read-only calls
     await async_wait_until(lambda: len(fake_candidate.connects) == 1, 20 * S, what="candidate connect")
