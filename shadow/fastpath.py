@@ -238,7 +238,8 @@ class FastClient(asyncio.Protocol):
     async def _run_relay(self, head: RequestHead, rest: bytes) -> None:
         assert self.transport is not None
         try:
-            await self._server.forwarder.relay_ws(self.transport, head, rest, self.remote)
+            await self._server.forwarder.relay_ws(self.transport, head, rest, self.remote,
+                                                  write_paused=self._paused)
         except Exception:  # a bug of ours: this client loses its connection, nobody else is affected
             logger.exception("fast path: WS relay of %s failed", head.target)
             self.transport.abort()

@@ -290,14 +290,17 @@ class Forwarder:
         recording: a side-effecting frame must be on disk before it is forwarded, which a relay cannot wait for."""
         return self.write_ahead is None
 
-    async def relay_ws(self, transport: asyncio.Transport, head: RequestHead, rest: bytes, remote: str) -> None:
-        """One client WebSocket on the fast path, from its handshake head to the end of both sockets."""
+    async def relay_ws(self, transport: asyncio.Transport, head: RequestHead, rest: bytes, remote: str, *,
+                       write_paused: bool = False) -> None:
+        """One client WebSocket on the fast path, from its handshake head to the end of both sockets
+        (``write_paused``: the client's send buffer is still full from the fast path's last response)."""
         gauge = self._gauges["ws"]
         gauge.inc()
         try:
             routing = self.modes.route(head.get(self.config.canary_header) or remote)
             relay = WsRelay(self, transport, head, rest, routing.primary,
-                            routing.secondary if routing.mirror else None, f"c{next(self._ids)}")
+                            routing.secondary if routing.mirror else None, f"c{next(self._ids)}",
+                            write_paused=write_paused)
             self._relays.add(relay)
             try:
                 await relay.run()

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from shadow.mirror import error_kind
 from shadow.pipeline import MirrorHandle
@@ -43,6 +45,8 @@ __all__ = ["WsRelay"]
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "sec-websocket-extensions", "content-length"}
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+#: Seconds a closing socket may take to flush what is still buffered for a peer that stopped reading.
+CLOSE_GRACE = 5.0
 
 
 class _Side(asyncio.Protocol):
@@ -53,10 +57,14 @@ class _Side(asyncio.Protocol):
         self.client = client
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.write_paused = False  # this socket's send buffer is full: the other side is not read meanwhile
+        self._grace: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.relay.other(self).write_paused:  # the primary connects while the client cannot take more
+            transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.client:
@@ -66,16 +74,20 @@ class _Side(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._grace is not None:
+            self._grace.cancel()
         self.relay.side_lost(self)
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         other = self.relay.other(self)
         if other.transport is not None:
             other.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         other = self.relay.other(self)
-        if other.transport is not None and not other.lost:
+        if other.transport is not None and not other.lost and not self.relay.holds(other):
             other.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
@@ -83,8 +95,15 @@ class _Side(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        if self.transport is not None and not self.lost:
+        """Close after what is buffered has been sent; a peer that does not read it within
+        :data:`CLOSE_GRACE` is cut off."""
+        if self.transport is not None and not self.lost and not self.transport.is_closing():
             self.transport.close()
+            self._grace = asyncio.get_running_loop().call_later(CLOSE_GRACE, self.abort)
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.abort()
 
 
 class WsRelay:
@@ -99,7 +118,7 @@ class WsRelay:
     """
 
     def __init__(self, fwd: Forwarder, transport: asyncio.Transport, head: RequestHead, rest: bytes,
-                 primary: Leg, secondary: Leg | None, conn: str) -> None:
+                 primary: Leg, secondary: Leg | None, conn: str, *, write_paused: bool = False) -> None:
         self.fwd = fwd
         self.head = head
         self.primary = primary
@@ -116,51 +135,55 @@ class WsRelay:
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         keep = fwd.config.limits.max_frame
         self._c2s, self._s2c = FrameReader(keep=keep), FrameReader(keep=keep)
-        self._closed_by_primary = False
+        self._closed_by_primary = False  # a close frame went from the primary to the client
+        self._closed_by_client = False  # and from the client to the primary
+        self._holding = False  # the client's reading is paused because too much arrived before the 101
+        self._shut = False
         self._raw_left = -1  # body bytes of a refusal still to relay (-1: until the primary closes)
         transport.set_protocol(self._client)
         self._client.connection_made(transport)
+        self._client.write_paused = write_paused  # the fast path's last response may still fill the buffer
 
     def other(self, side: _Side) -> _Side:
         return self._up if side is self._client else self._client
 
+    def holds(self, side: _Side) -> bool:
+        """Whether the relay itself keeps ``side`` from being read (client bytes waiting for the 101)."""
+        return side is self._client and self._holding
+
     # -- the relay's life
     async def run(self) -> None:
         """Connect, hand the handshake over, relay until both sockets are closed."""
-        fwd, tap = self.fwd, self.fwd.tap
-        pool: UpstreamPool = fwd.pool(self.primary)
         try:
-            try:
-                await pool.connect(lambda: self._up)
-                if self._client.lost:  # the client left while the primary was being reached
-                    raise ConnectionAbortedError("the client left")
-                self._up.write(pool.request_bytes("GET", self.head.target, self._handshake_headers(), b""))
-                async with asyncio.timeout(fwd.config.limits.legacy_timeout):
-                    await self._answered
-            finally:
-                self._answered.cancel()  # no-op once answered; otherwise nothing waits for it any more
+            await self._handshake()
+            await self._ended
+        except asyncio.CancelledError:  # the proxy stopped and would not wait longer: nothing is left open
+            self._client.abort()
+            self._up.abort()
+            raise
+        finally:
+            if self._open:
+                self.fwd.tap.close_conn(self.conn)
+
+    async def _handshake(self) -> None:
+        pool: UpstreamPool = self.fwd.pool(self.primary)
+        try:
+            await pool.connect(lambda: self._up)
+            if self._client.lost:  # the client left while the primary was being reached
+                raise ConnectionAbortedError("the client left")
+            self._up.write(pool.request_bytes("GET", self.head.target, self._handshake_headers(), b""))
+            async with asyncio.timeout(self.fwd.config.limits.legacy_timeout):
+                await asyncio.shield(self._answered)
         except (TimeoutError, OSError) as exc:
+            if self._open or self._raw:  # answered in the same turn as the deadline: carry on
+                return
             if self._client.lost:
                 self._up.close()
             else:
                 self._unavailable(exc)
-            await self._ended
-            return
-        pending, self._pending = bytes(self._pending), bytearray()
-        if pending:
-            self.from_client(pending)
-        if self._client.transport is not None and not self._client.lost and not self._client.transport.is_reading():
-            self._client.transport.resume_reading()
-        try:
-            await self._ended
-        except asyncio.CancelledError:  # the proxy stopped and would not wait longer: nothing is left open
-            for side in (self._client, self._up):
-                if side.transport is not None:
-                    side.transport.abort()
-            raise
         finally:
-            if self._open:
-                tap.close_conn(self.conn)
+            if not self._answered.done():
+                self._answered.cancel()  # nothing waits for it any more
 
     def _opened(self) -> None:
         """The primary said 101: the Tap sees the connection open (and the mirror starts) before any frame."""
@@ -172,9 +195,16 @@ class WsRelay:
             self.mirror = tap.open_mirror(self.conn, self.head.target, origin, self.secondary)
 
     def shutdown(self) -> None:
-        """The proxy is stopping: the client gets ``1001`` (if no frame is half-written), both sockets close."""
-        if self._open and self._s2c.at_boundary:
-            self._client.write(close_frame(1001, "proxy shutting down"))
+        """The proxy is stopping: each side that has not closed yet gets ``1001`` (unless a frame to it is
+        half-written; the primary's masked, as from a client), then both sockets close."""
+        if self._shut:
+            return
+        self._shut = True
+        if self._open:
+            if not self._closed_by_primary and self._s2c.at_boundary:
+                self._client.write(close_frame(1001, "proxy shutting down"))
+            if not self._closed_by_client and self._c2s.at_boundary:
+                self._up.write(close_frame(1001, "proxy shutting down", mask=os.urandom(4)))
         self._client.close()
         self._up.close()
 
@@ -184,19 +214,22 @@ class WsRelay:
 
     def _unavailable(self, exc: BaseException) -> None:
         """The primary could not be reached (or did not answer the handshake): 101, then 1011 with the reason."""
+        if self._open or self._raw:  # its answer already reached the client
+            return
         kind = error_kind(exc)
         fwd = self.fwd
         errors = fwd.metrics.legacy_errors if self.primary is Leg.LEGACY else fwd.metrics.candidate_errors
         errors.labels(kind=kind).inc()
         fwd.tap.count(self.primary, "ws", "connect", "error")
         logger.warning("%s leg unavailable for a WS client: %s: %s", self.primary.value, type(exc).__name__, exc)
-        self._up.close()
-        if self._up.transport is not None:
-            self._up.transport.abort()
+        self._up.abort()
         self._reply.clear()  # part of a head it may have answered: nothing of it reached the client
         key = self.head.get("Sec-WebSocket-Key")
+        offered = self.head.get("Sec-WebSocket-Protocol").split(",")[0].strip()  # browsers insist on an echo
         self._client.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           b"Sec-WebSocket-Accept: %s\r\n\r\n" % accept_key(key).encode())
+                           b"Sec-WebSocket-Accept: %s\r\n%s\r\n" % (
+                               accept_key(key).encode(),
+                               f"Sec-WebSocket-Protocol: {offered}\r\n".encode() if offered else b""))
         self._client.write(close_frame(1011, f"{self.primary.value} gateway unavailable ({kind})"))
         self._client.close()
         if self._up.transport is None:
@@ -208,6 +241,7 @@ class WsRelay:
         if not (self._open or self._raw):  # before the primary's answer: kept (reading pauses past a head's worth)
             self._pending += data
             if len(self._pending) > MAX_HEAD and self._client.transport is not None:
+                self._holding = True
                 self._client.transport.pause_reading()
             return
         self._up.write(data)
@@ -238,19 +272,40 @@ class WsRelay:
             self._fail_handshake(ConnectionResetError("the primary's handshake answer is not HTTP"))
             return
         reply, self._reply = bytes(self._reply), bytearray()
+        if self._answered.done():  # too late: the client already got the proxy's own 101 and 1011
+            self._up.abort()
+            return
+        self._answered.set_result(None)
         self._open = m[1] == b"101"
         self._raw = not self._open
         self._client.write(reply[:end])
         if self._open:
-            self._opened()
-        if not self._answered.done():
-            self._answered.set_result(None)
+            self._guarded(self._opened)
+        self._release_pending()
         if self._raw:  # a refusal (401, 404, ...): relayed as is; the client's connection ends with it
             logger.info("%s: the %s leg refused the WS upgrade (HTTP %s)", self.conn, self.primary.value,
                         m[1].decode())
             length = _LENGTH.search(reply, 0, end)
             self._raw_left = int(length[1]) if length else -1
         self.from_primary(reply[end:])
+
+    def _release_pending(self) -> None:
+        """Client bytes that came before the primary's answer go on now, ahead of anything the client sends next
+        (this runs in the callback that read the answer, so nothing can come between)."""
+        pending, self._pending = bytes(self._pending), bytearray()
+        if pending:
+            self.from_client(pending)
+        if self._holding:
+            self._holding = False
+            if self._client.transport is not None and not self._client.lost and not self._up.write_paused:
+                self._client.transport.resume_reading()
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a Tap call: a bug behind the Tap is logged, it never breaks the relay."""
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("%s: the Tap failed; the connection is still relayed", self.conn)
 
     def _fail_handshake(self, exc: BaseException) -> None:
         if not self._answered.done():
@@ -261,6 +316,8 @@ class WsRelay:
         if isinstance(item, Close):
             if d is Direction.S2C:
                 self._closed_by_primary = True
+            else:
+                self._closed_by_client = True
             tap.observe(Observation(t=tap.now(), conn=conn, leg=leg, dir=d, kind=Kind.WS_CLOSE, code=item.code,
                                     reason=item.reason))
             return
@@ -285,7 +342,7 @@ class WsRelay:
         if reader.error is not None:
             return
         for item in reader.feed(data):
-            self._tap(item, d)
+            self._guarded(self._tap, item, d)
         if reader.error is not None:
             logger.info("%s: %s frames no longer read: %s", self.conn, d.value, reader.error)
             self.fwd.metrics.drop("tap", "protocol")
@@ -296,7 +353,10 @@ class WsRelay:
             if not self._answered.done():
                 self._fail_handshake(ConnectionResetError("the primary closed the connection during the handshake"))
                 return
-            if self._open and not self._closed_by_primary and not self._client.lost:
+            # vanished: no close frame either way (after a client's close, or a direction no longer read, a
+            # dropped connection is the primary's way of ending it, not a failure)
+            if self._open and not (self._closed_by_primary or self._closed_by_client or self._s2c.error) \
+                    and not self._client.lost:
                 self._vanished()
             self._client.close()
         else:

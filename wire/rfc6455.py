@@ -58,10 +58,14 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
 
 
-def close_frame(code: int, reason: str) -> bytes:
-    """An unmasked (server-to-client) close frame; the reason is cut to fit a control frame's 125 bytes."""
-    payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
-    return bytes((0x80 | CLOSE, len(payload))) + payload
+def close_frame(code: int, reason: str, *, mask: bytes | None = None) -> bytes:
+    """A close frame: unmasked (server to client), or masked with the 4-byte ``mask`` (client to server). The
+    reason is cut to fit a control frame's 125 bytes, at a character boundary."""
+    text = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    payload = code.to_bytes(2, "big") + text
+    if mask is None:
+        return bytes((0x80 | CLOSE, len(payload))) + payload
+    return bytes((0x80 | CLOSE, 0x80 | len(payload))) + mask + unmask(payload, mask)
 
 
 def unmask(data: bytes | bytearray, mask: bytes) -> bytes:

@@ -58,14 +58,19 @@ async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, he
     await writer.drain()
 
 
-async def _read_close(reader: asyncio.StreamReader) -> Close:
-    frames = FrameReader(keep=1 << 16)
-    while True:
-        data = await asyncio.wait_for(reader.read(65536), 10 * S)
-        assert data, "the connection ended without a close frame"
-        for item in frames.feed(data):
-            if isinstance(item, Close):
-                return item
+async def _rest(reader: asyncio.StreamReader) -> list[object]:
+    """Every message and close frame until the connection ends (the reader must end between frames)."""
+    frames, out = FrameReader(keep=1 << 16), []
+    while data := await asyncio.wait_for(reader.read(65536), 10 * S):
+        out += frames.feed(data)
+    assert frames.at_boundary, "the connection ended inside a frame"
+    return out
+
+
+def _trace(tmp_path) -> list[tuple[object, ...]]:  # noqa: ANN001
+    (path,) = tmp_path.glob("shadow-*.jsonl")
+    obs = [o for o in read_trace(open(path), strict=True).observations if o.conn.startswith("c")]
+    return [(o.kind, o.dir, o.data or o.data_b64 or o.code) for o in obs]
 
 
 async def test_bytes_pass_unchanged_both_ways_and_the_tap_reads_the_messages(raw_upstream, make_proxy,
@@ -116,10 +121,7 @@ async def test_bytes_pass_unchanged_both_ways_and_the_tap_reads_the_messages(raw
     await async_wait_until(lambda: Exposed(proxy).value("parity_client_connections", {"protocol": "ws"}) == 0,
                            10 * S, what="the relay ended")
     await proxy.stop()
-    (path,) = tmp_path.glob("shadow-*.jsonl")
-    obs = [o for o in read_trace(open(path), strict=True).observations if o.conn.startswith("c")]
-    seen = [(o.kind, o.dir, o.data or o.data_b64 or o.code) for o in obs]
-    assert seen == [
+    assert _trace(tmp_path) == [
         (Kind.WS_OPEN, Direction.C2S, None),
         (Kind.WS_TEXT, Direction.S2C, '{"type":"event","event":"hello","payload":{}}'),  # fragments joined
         (Kind.WS_TEXT, Direction.C2S, '{"type":"req","id":"1","method":"health"}'),
@@ -165,8 +167,89 @@ async def test_upstream_gone_without_a_close_frame_gives_1011_and_is_counted(raw
     writer.write(_handshake(_key()))
     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
     assert await asyncio.wait_for(reader.readexactly(len(hello)), 10 * S) == hello
-    assert await _read_close(reader) == Close(1011, "legacy gateway connection lost")
+    assert await _rest(reader) == [Close(1011, "legacy gateway connection lost")]  # then the connection ends
     assert Exposed(proxy).total("parity_legacy_errors_total", kind="closed") == 1
+    writer.close()
+
+
+async def test_upstream_gone_inside_a_frame_ends_the_client_connection_without_a_close(raw_upstream,
+                                                                                         make_proxy) -> None:
+    part = bytes((0x81, 100)) + b"0123456789"  # a text frame announcing 100 bytes, 10 of them sent
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _accept(reader, writer, [], after=part)
+        writer.transport.abort()
+
+    proxy = await make_proxy(await raw_upstream(handle))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(_handshake(_key()))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
+    got = bytearray()
+    while chunk := await asyncio.wait_for(reader.read(65536), 10 * S):
+        got += chunk
+    assert bytes(got) == part  # no close frame spliced into the half-written one: the client sees the cut
+    assert Exposed(proxy).total("parity_legacy_errors_total", kind="closed") == 1
+    writer.close()
+
+
+async def test_upstream_dropping_tcp_after_the_clients_close_is_not_a_failure(raw_upstream, make_proxy) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _accept(reader, writer, [])
+        frames = FrameReader(keep=1024)
+        while not any(isinstance(i, Close) for i in frames.feed(await reader.read(65536))):
+            pass
+        writer.transport.abort()  # no echo of the close
+
+    proxy = await make_proxy(await raw_upstream(handle))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(_handshake(_key()))
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
+    writer.write(Frame(Opcode.CLOSE, WsClose(1000, "bye").serialize()).serialize(mask=True))
+    assert await _rest(reader) == []  # the connection ends as the upstream ended it: no 1011 from the proxy
+    assert Exposed(proxy).total("parity_legacy_errors_total") == 0
+    writer.close()
+
+
+async def test_frames_sent_before_the_101_reach_the_upstream_first_and_in_order(raw_upstream, make_proxy,
+                                                                             tmp_path) -> None:
+    early = Frame(Opcode.TEXT, b'{"type":"req","id":"early"}').serialize(mask=True)
+    late = Frame(Opcode.TEXT, b'{"type":"req","id":"late"}').serialize(mask=True)
+    received = bytearray()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)  # slow to answer: the early frame waits in the proxy
+        await _accept(reader, writer, [])
+        while len(received) < len(early) + len(late) and (chunk := await reader.read(65536)):
+            received.extend(chunk)
+        writer.transport.abort()
+
+    proxy = await make_proxy(await raw_upstream(handle), record={"trace_dir": str(tmp_path)})
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(_handshake(_key()) + early)  # a client that does not wait for the 101
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
+    writer.write(late)
+    await async_wait_until(lambda: len(received) >= len(early) + len(late), 10 * S, what="both frames upstream")
+    assert bytes(received) == early + late
+    writer.close()
+    await async_wait_until(lambda: Exposed(proxy).value("parity_client_connections", {"protocol": "ws"}) == 0,
+                           10 * S, what="the relay ended")
+    await proxy.stop()
+    assert [x[2] for x in _trace(tmp_path) if x[1] is Direction.C2S and x[0] is Kind.WS_TEXT] == [
+        '{"type":"req","id":"early"}', '{"type":"req","id":"late"}']
+
+
+async def test_legacy_unreachable_gives_101_with_the_offered_protocol_then_1011(make_proxy) -> None:
+    from shadow_fakes import free_port
+
+    proxy = await make_proxy(f"http://127.0.0.1:{free_port()}")
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    key = _key()
+    writer.write(_handshake(key, "Sec-WebSocket-Protocol: openclaw, other"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
+    assert head.startswith(b"HTTP/1.1 101 ") and accept_key(key).encode() in head
+    assert b"Sec-WebSocket-Protocol: openclaw\r\n" in head  # a browser fails a handshake that drops it
+    assert await _rest(reader) == [Close(1011, "legacy gateway unavailable (connect)")]
+    assert Exposed(proxy).total("parity_legacy_errors_total", kind="connect") == 1
     writer.close()
 
 
@@ -180,7 +263,7 @@ async def test_client_protocol_errors_are_answered_by_the_legacy_as_without_the_
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
         writer.write(bad)
         try:
-            return await _read_close(reader)
+            return next(i for i in await _rest(reader) if isinstance(i, Close))
         finally:
             writer.close()
 
@@ -210,13 +293,22 @@ async def test_a_client_gone_during_the_upstream_handshake_leaves_nothing_open(r
     assert Exposed(proxy).total("parity_legacy_errors_total") == 0  # the client left: not a leg failure
 
 
-async def test_proxy_shutdown_closes_relayed_clients_with_1001(fake_legacy: FakeGateway, make_proxy) -> None:
-    proxy = await make_proxy(fake_legacy.url)
+async def test_proxy_shutdown_closes_both_sides_with_1001(raw_upstream, make_proxy) -> None:
+    upstream_saw: list[object] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _accept(reader, writer, [])
+        frames = FrameReader(keep=1024)
+        while chunk := await reader.read(65536):
+            upstream_saw.extend(frames.feed(chunk))
+
+    proxy = await make_proxy(await raw_upstream(handle))
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     writer.write(_handshake(_key()))
     await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10 * S)
-    await asyncio.wait_for(reader.read(65536), 10 * S)  # the challenge
     assert proxy.health()["fast_http"]["ws_relayed"] == 1
     await proxy.stop()
-    assert await _read_close(reader) == Close(1001, "proxy shutting down")
+    assert await _rest(reader) == [Close(1001, "proxy shutting down")]  # exactly one close, then the end
+    await async_wait_until(lambda: bool(upstream_saw), 10 * S, what="the upstream's close")
+    assert upstream_saw == [Close(1001, "proxy shutting down")]  # masked as from a client (the reader unmasks)
     writer.close()

@@ -8,6 +8,7 @@ import random
 import pytest
 from websockets.frames import Close as WsClose
 from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from wire.rfc6455 import BINARY, TEXT, Close, FrameReader, Message, accept_key, close_frame
 
@@ -110,3 +111,21 @@ def test_close_frame_is_a_valid_server_close_with_the_reason_cut_to_fit() -> Non
     assert (parsed.code, parsed.reason) == (1011, "legacy gateway unavailable (connect)")
     long = close_frame(1001, "x" * 300)
     assert len(long) == 2 + 125 and FrameReader(keep=0).feed(long) == [Close(1001, "x" * 123)]
+
+
+def test_close_frame_cuts_a_long_reason_at_a_character_boundary() -> None:
+    (close,) = FrameReader(keep=0).feed(close_frame(1011, "\u00e9" * 70))
+    assert close == Close(1011, "\u00e9" * 61)  # 122 bytes: the 62nd character would need bytes 123-124
+    assert WsClose.parse(close_frame(1011, "\u00e9" * 70)[2:]).reason == "\u00e9" * 61  # valid UTF-8
+
+
+def test_a_masked_close_frame_reads_back_and_is_masked() -> None:
+    frame = close_frame(1001, "proxy shutting down", mask=b"\x01\x02\x03\x04")
+    assert frame[1] & 0x80 and frame[2:6] == b"\x01\x02\x03\x04" and b"shutting" not in frame
+    assert FrameReader(keep=0).feed(frame) == [Close(1001, "proxy shutting down")]
+    stream = StreamReader()  # python-websockets, as a server reading a client's frame
+    stream.feed_data(frame)
+    with pytest.raises(StopIteration) as done:
+        next(Frame.parse(stream.read_exact, mask=True))
+    parsed = WsClose.parse(done.value.value.data)
+    assert (parsed.code, parsed.reason) == (1001, "proxy shutting down")
