@@ -244,9 +244,11 @@ class WsRelay:
                 self._holding = True
                 self._client.transport.pause_reading()
             return
+        if self._raw:  # after a refused upgrade the client has nothing to say to the primary on this connection
+            self.fwd.metrics.drop("tap", "refused")
+            return
         self._up.write(data)
-        if self._open:
-            self._read(self._c2s, data, Direction.C2S)
+        self._read(self._c2s, data, Direction.C2S)
 
     def from_primary(self, data: bytes) -> None:
         if self._open:
@@ -282,7 +284,8 @@ class WsRelay:
         if self._open:
             self._guarded(self._opened)
         self._release_pending()
-        if self._raw:  # a refusal (401, 404, ...): relayed as is; the client's connection ends with it
+        if self._raw:  # a refusal (401, 404, ...): relayed as is; the client's connection ends with it, and
+            # nothing the client sends after it reaches the primary (it would be relayed unread)
             logger.info("%s: the %s leg refused the WS upgrade (HTTP %s)", self.conn, self.primary.value,
                         m[1].decode())
             length = _LENGTH.search(reply, 0, end)

@@ -133,12 +133,13 @@ async def test_bytes_pass_unchanged_both_ways_and_the_tap_reads_the_messages(raw
 
 async def test_a_refused_upgrade_reaches_the_client_as_the_upstream_sent_it(raw_upstream, make_proxy) -> None:
     answer = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nforbidden\n"
+    after_head: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(answer)
         await writer.drain()
-        await reader.read()  # keeps its side open: the proxy ends the connection once the body has passed
+        after_head.append(await reader.read())  # keeps its side open: the proxy ends it once the body has passed
 
     base = await raw_upstream(handle)
 
@@ -153,6 +154,33 @@ async def test_a_refused_upgrade_reaches_the_client_as_the_upstream_sent_it(raw_
 
     proxy = await make_proxy(base)
     assert await ask(proxy.port) == await ask(int(base.rsplit(":", 1)[1])) == answer
+
+
+async def test_after_a_refused_upgrade_nothing_more_reaches_the_upstream(raw_upstream, make_proxy) -> None:
+    """A chunked refusal has no length the relay reads: the connection lives until one side ends it, and what
+    the client sends meanwhile is not passed on unread."""
+    received = bytearray()
+    ended = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n")
+        await writer.drain()
+        while chunk := await reader.read(65536):
+            received.extend(chunk)
+        ended.set()
+
+    proxy = await make_proxy(await raw_upstream(handle))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(_handshake(_key()))
+    head = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 10 * S)
+    assert head.startswith(b"HTTP/1.1 404 Not Found\r\n") and head.endswith(b"4\r\nnope\r\n0\r\n\r\n")
+    writer.write(b"GET /secret HTTP/1.1\r\nHost: x\r\n\r\n")  # a next request on the refused connection
+    await asyncio.sleep(0.2)
+    writer.close()
+    await asyncio.wait_for(ended.wait(), 10 * S)  # the client left: the proxy closed the upstream side too
+    assert bytes(received) == b""
+    assert Exposed(proxy).total("parity_dropped_total", stage="tap", reason="refused") == 1
 
 
 async def test_upstream_gone_without_a_close_frame_gives_1011_and_is_counted(raw_upstream, make_proxy) -> None:
