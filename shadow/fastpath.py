@@ -181,9 +181,10 @@ class FastClient(asyncio.Protocol):
                 elif self._buf:
                     self._arm()  # the idle deadline counts from the last byte of a request still arriving
                 return
-            head = parse_request_head(bytes(self._buf[:end]))
+            raw = bytes(self._buf[:end])
+            head = parse_request_head(raw)
             if head is None and self._server.forwarder.relays_ws:
-                upgrade = parse_upgrade_head(bytes(self._buf[:end]))
+                upgrade = parse_upgrade_head(raw)
                 if upgrade is not None:
                     self._relay(upgrade, end)
                     return

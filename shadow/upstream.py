@@ -274,22 +274,22 @@ class UpstreamPool:
             if conn.usable() and now - since < self.keepalive:
                 return conn, True
             conn.abort()
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.connect_timeout):
-            _, conn = await loop.create_connection(_Conn, self.host, self.port, ssl=self._ssl)
-        if self._closed:  # closed while connecting
-            conn.abort()
-            raise ConnectionAbortedError("the proxy is shutting down")
-        return conn, False
+        fresh = (await self.connect(_Conn)).get_protocol()
+        assert isinstance(fresh, _Conn)
+        return fresh, False
 
     async def connect(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Transport:
-        """A new connection to the leg, not pooled, speaking ``factory``'s protocol (the WS byte relay's)."""
+        """A new connection to the leg speaking ``factory``'s protocol (a pooled ``_Conn``, or the WS byte
+        relay's, which is not pooled)."""
         if self._closed:
             raise ConnectionAbortedError("the proxy is shutting down")
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.connect_timeout):
             transport, _ = await loop.create_connection(factory, self.host, self.port, ssl=self._ssl)
         assert isinstance(transport, asyncio.Transport)
+        if self._closed:  # closed while connecting
+            transport.abort()
+            raise ConnectionAbortedError("the proxy is shutting down")
         return transport
 
     def _release(self, conn: _Conn) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wire.http1 import MAX_HEAD, RequestHead, head_end, parse_request_head
+from wire.http1 import MAX_HEAD, RequestHead, head_end, parse_request_head, parse_upgrade_head
 
 
 def test_plain_head_parses_with_headers_in_order() -> None:
@@ -85,3 +85,31 @@ def test_generated_plain_heads_round_trip(headers: list[tuple[str, str]]) -> Non
     raw = "GET /x HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     parsed = parse_request_head(raw.encode())
     assert parsed is not None and list(parsed.headers) == headers
+
+
+UPGRADE = (b"GET /ws?x=1 HTTP/1.1\r\nHost: gw\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Protocol: a, b\r\n\r\n")
+
+
+def test_plain_upgrade_parses_and_is_not_a_plain_request() -> None:
+    assert parse_request_head(UPGRADE) is None  # the HTTP fast path never forwards an upgrade as a request
+    head = parse_upgrade_head(UPGRADE)
+    assert head is not None and head.method == "GET" and head.target == "/ws?x=1"
+    assert head.get("sec-websocket-key") == "dGhlIHNhbXBsZSBub25jZQ==" and head.get("Sec-WebSocket-Protocol") == "a, b"
+    assert [k for k, _ in head.headers][:3] == ["Host", "Upgrade", "Connection"]  # every header, in order
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"GET /ws", b"POST /ws"),
+    (b"Upgrade: WebSocket", b"Upgrade: h2c"),
+    (b"keep-alive, Upgrade", b"keep-alive"),
+    (b"Version: 13", b"Version: 8"),
+    (b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b""),
+    (b"Host: gw\r\n", b"Host: gw\r\nContent-Length: 3\r\n"),
+    (b"Host: gw\r\n", b"Host: gw\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"),  # two keys
+    (b"HTTP/1.1", b"HTTP/1.0"),
+], ids=["post", "not-websocket", "no-connection-upgrade", "old-version", "no-key", "body", "two-keys", "http10"])
+def test_anything_but_a_plain_upgrade_is_left_to_the_full_server(old: bytes, new: bytes) -> None:
+    assert old in UPGRADE
+    assert parse_upgrade_head(UPGRADE.replace(old, new, 1)) is None
