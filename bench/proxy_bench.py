@@ -278,7 +278,7 @@ async def ws_rounds(up: Upstream, fronts: list[Front], rpcs: int, rounds: int) -
             samples[f.name], per_round[f.name] = [], []
         except Exception as exc:
             logger.warning("[%s] %s: WS RPC failed: %r", up.name, f.name, exc)
-    batch = max(1, rpcs // rounds)
+    batch = rpcs // rounds  # main() checks rpcs >= rounds
     try:
         for rnd in range(rounds):
             for f in (fronts if rnd % 2 == 0 else fronts[::-1]):
