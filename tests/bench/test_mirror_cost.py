@@ -31,7 +31,8 @@ def test_a_trees_cpu_counts_its_child_once_and_each_process_once() -> None:
         burnt = cpu_ms([child])
         assert 350 <= burnt <= 2000  # the child's 0.4 s, in ms (start-up included), once
         total = cpu_ms(tree)
-        assert burnt < total < burnt + 1500  # the parent adds only its own start-up, not the child's time again
+        # the parent adds only its own start-up (often under one 10 ms tick), never the child's >= 350 ms again
+        assert burnt <= total < burnt + 300
         assert cpu_ms([child, 2**22 + 12345]) == burnt  # a process that is gone counts 0
     finally:
         for pid in process_tree(proc.pid)[::-1]:
