@@ -137,7 +137,6 @@ class Forwarder:
             self._pools[leg] = UpstreamPool(self.creds(leg).url, keepalive=4.0, connect_timeout=5.0)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
-        self.close_relays()
         for ws in list(self._client_ws):
             await ws.close(code=1001, message=b"proxy shutting down")
 
@@ -263,8 +262,7 @@ class Forwarder:
             kind = "client-gone"
         else:
             kind = error_kind(exc)
-            errors = self.metrics.legacy_errors if ex.primary is Leg.LEGACY else self.metrics.candidate_errors
-            errors.labels(kind=kind).inc()
+            self.metrics.leg_error(ex.primary.value, kind)
         pl.count(ex.primary, "http", ex.route, "error")
         if ex.tapped:
             pl.observe(Observation(t=pl.now(), conn=ex.conn, leg=ex.primary, dir=Direction.S2C, kind=Kind.ERROR,
@@ -338,8 +336,7 @@ class Forwarder:
                 compress=0, timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             kind = error_kind(exc)
-            errors = self.metrics.legacy_errors if primary is Leg.LEGACY else self.metrics.candidate_errors
-            errors.labels(kind=kind).inc()
+            self.metrics.leg_error(primary.value, kind)
             pl.count(primary, "ws", "connect", "error")
             logger.warning("%s leg unavailable for a WS client: %s", primary.value, exc)
             ws = web.WebSocketResponse(protocols=protocols)
@@ -442,8 +439,7 @@ class Forwarder:
             else:  # CLOSING because we closed it, or the upstream vanished without a close frame
                 if state["client_closed"] or msg.type is WSMsgType.CLOSING:
                     return
-                errors = self.metrics.legacy_errors if leg is Leg.LEGACY else self.metrics.candidate_errors
-                errors.labels(kind="closed").inc()
+                self.metrics.leg_error(leg.value, "closed")
                 pl.observe(Observation(t=pl.now(), conn=conn, leg=leg, dir=Direction.S2C, kind=Kind.WS_CLOSE,
                                        code=1006, reason=""))
                 if not ws.closed:

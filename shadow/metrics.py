@@ -132,6 +132,11 @@ class Metrics:
     def drop(self, stage: str, reason: str) -> None:
         self.child(self.dropped, stage, reason).inc()
 
+    def leg_error(self, leg: str, kind: str) -> None:
+        """One failure of leg ``leg`` (``"legacy"`` or ``"candidate"``, a ``Leg`` value): ``parity_legacy_errors_total``
+        or ``parity_candidate_errors_total``."""
+        self.child(self.legacy_errors if leg == "legacy" else self.candidate_errors, kind).inc()
+
     def pair(self, route: str, match: bool) -> None:
         outcome = "match" if match else "mismatch"
         self.child(self.pairs, route, outcome).inc()

@@ -56,10 +56,6 @@ def error_kind(exc: BaseException) -> str:
     return "http"
 
 
-def _leg_errors(metrics: Metrics, leg: Leg) -> Any:
-    return metrics.candidate_errors if leg is Leg.CANDIDATE else metrics.legacy_errors
-
-
 def leg_creds(config: ShadowConfig, leg: Leg) -> tuple[Credentials, Credentials]:
     """(``leg``'s credentials, the other leg's credentials)."""
     if leg is Leg.CANDIDATE:
@@ -103,7 +99,7 @@ class HttpMirror:
                 await pool.exchange(job.method, job.path, headers, body, sink)
         except Exception as exc:  # a secondary-leg failure is a finding, never an error of the proxy
             kind = error_kind(exc)
-            _leg_errors(self.metrics, job.leg).labels(kind=kind).inc()
+            self.metrics.leg_error(job.leg.value, kind)
             pl.observe(Observation(t=pl.now(), conn=job.conn, leg=job.leg, dir=Direction.S2C, kind=Kind.ERROR,
                                    data=f"{kind}: {type(exc).__name__}: {exc}"[:500]))
             return
@@ -148,7 +144,6 @@ class MirrorSession:
         self._connect_text: str | None = None  # the client's connect, replayed on reconnect
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._errors = _leg_errors(metrics, leg)
         self._reconnects = 0
 
     # -- called by the forwarder (never blocks) -----------------------------------------------------------
@@ -238,7 +233,7 @@ class MirrorSession:
                 if self._client_closed and not self._q:
                     return
                 kind = error_kind(exc)
-                self._errors.labels(kind=kind).inc()
+                self.metrics.leg_error(self.leg.value, kind)
                 self._reconnects += 1
                 if self._reconnects > lim.connect_retries:
                     logger.warning("%s: %s leg lost %d times; giving up", self.conn, self.leg.value,
@@ -272,13 +267,13 @@ class MirrorSession:
                 self._observe(text)
                 challenge = challenge_of(text) if isinstance(text, str) else None
                 if challenge is None:
-                    self._errors.labels(kind="protocol").inc()
+                    self.metrics.leg_error(self.leg.value, "protocol")
                     challenge = {}
                 return ws, challenge
             except Exception as exc:
                 await self._close_ws()
                 kind = error_kind(exc)
-                self._errors.labels(kind=kind).inc()
+                self.metrics.leg_error(self.leg.value, kind)
                 logger.info("%s: %s leg connect attempt %d failed (%s: %s)", self.conn, self.leg.value,
                             attempt + 1, kind, exc)
             if attempt < lim.connect_retries:
@@ -304,7 +299,7 @@ class MirrorSession:
                 self._observe(msg)
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:  # the leg sent a frame over limits.max_frame
-                self._errors.labels(kind="protocol").inc()
+                self.metrics.leg_error(self.leg.value, "protocol")
         finally:
             self._wake.set()
         rc = ws.close_code
@@ -314,12 +309,12 @@ class MirrorSession:
     def _observe(self, msg: str | bytes) -> None:
         pl = self.pipeline
         if isinstance(msg, bytes):
-            self._errors.labels(kind="protocol").inc()  # OpenClaw never sends binary frames
+            self.metrics.leg_error(self.leg.value, "protocol")  # OpenClaw never sends binary frames
             pl.observe(Observation(t=pl.now(), conn=self.conn, leg=self.leg, dir=Direction.S2C,
                                    kind=Kind.WS_BINARY, data_b64=msg[:65536]))
             return
         if msg[:1] != "{" or (len(msg) <= 65536 and isinstance(parse_frame(msg), Other)):
-            self._errors.labels(kind="protocol").inc()  # not an OpenClaw frame: a finding
+            self.metrics.leg_error(self.leg.value, "protocol")  # not an OpenClaw frame: a finding
         pl.observe(Observation(t=pl.now(), conn=self.conn, leg=self.leg, dir=Direction.S2C, kind=Kind.WS_TEXT,
                                data=msg))
 

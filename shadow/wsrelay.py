@@ -218,8 +218,7 @@ class WsRelay:
             return
         kind = error_kind(exc)
         fwd = self.fwd
-        errors = fwd.metrics.legacy_errors if self.primary is Leg.LEGACY else fwd.metrics.candidate_errors
-        errors.labels(kind=kind).inc()
+        fwd.metrics.leg_error(self.primary.value, kind)
         fwd.tap.count(self.primary, "ws", "connect", "error")
         logger.warning("%s leg unavailable for a WS client: %s: %s", self.primary.value, type(exc).__name__, exc)
         self._up.abort()
@@ -370,8 +369,7 @@ class WsRelay:
     def _vanished(self) -> None:
         """The primary's connection ended without a close frame: counted, and the client gets 1011."""
         fwd, tap = self.fwd, self.fwd.tap
-        errors = fwd.metrics.legacy_errors if self.primary is Leg.LEGACY else fwd.metrics.candidate_errors
-        errors.labels(kind="closed").inc()
+        fwd.metrics.leg_error(self.primary.value, "closed")
         tap.observe(Observation(t=tap.now(), conn=self.conn, leg=self.primary, dir=Direction.S2C, kind=Kind.WS_CLOSE,
                                 code=1006, reason=""))
         if self._s2c.at_boundary:
