@@ -28,7 +28,7 @@ _FLAGS = {
     "canary_percent": "canary.percent", "trace_dir": "record.trace_dir", "db": "record.db",
     "sample_rate": "record.sample_rate", "write_ahead": "record.write_ahead", "dry_run": "dry_run",
     "device_auth": "candidate.device_auth", "mirror_process": "limits.mirror_process",
-    "mirror_idle": "limits.mirror_idle",
+    "mirror_idle": "limits.mirror_idle", "mirror_cpus": "limits.mirror_cpus",
 }
 
 
@@ -54,6 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="with --mirror-process: run that child under Linux SCHED_IDLE (limits.mirror_idle), "
                              "so it only gets CPU time nothing else wants; a saturated machine drops (and counts) "
                              "mirror work instead of slowing clients. Recommended for real traffic")
+    parser.add_argument("--mirror-cpus", metavar="LIST",
+                        help="with --mirror-process: pin that child (and its diff workers) to these CPUs, e.g. 3 or "
+                             "2-3 (limits.mirror_cpus, env PARITY_MIRROR_CPUS); give it CPUs the legacy and the "
+                             "proxy do not use")
     parser.add_argument("--dry-run", action="store_true", default=None,
                         help="the candidate suppresses outbound delivery: mirror side-effecting calls too")
 

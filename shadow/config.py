@@ -22,6 +22,9 @@ Example (``shadow.toml``)::
     [limits]
     conn_queue = 256
     candidate_timeout = 5.0
+    mirror_process = true              # real traffic: mirror in a child process under SCHED_IDLE,
+    mirror_idle = true
+    mirror_cpus = "1"                  # on CPUs the legacy and the proxy do not use
     [record]
     trace_dir = "runs/traces"
     sample_rate = 1.0
@@ -31,6 +34,7 @@ Example (``shadow.toml``)::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -38,7 +42,8 @@ from urllib.parse import urlsplit
 
 from wire.errors import ConfigError
 
-__all__ = ["ENV_KEYS", "MODES", "Credentials", "Limits", "RecordConfig", "ShadowConfig", "parse_hostport"]
+__all__ = ["ENV_KEYS", "MODES", "Credentials", "Limits", "RecordConfig", "ShadowConfig", "mirror_cpu_set", "parse_cpus",
+           "parse_hostport"]
 
 MODES = ("shadow", "candidate-primary", "canary", "passthrough")
 DEVICE_AUTH = ("token", "resign")
@@ -61,6 +66,7 @@ ENV_KEYS: dict[str, str] = {
     "PARITY_CANARY_PERCENT": "canary.percent",
     "PARITY_CANDIDATE_TIMEOUT": "limits.candidate_timeout",
     "PARITY_RSS_CAP_MB": "limits.rss_cap_mb",
+    "PARITY_MIRROR_CPUS": "limits.mirror_cpus",
     "PARITY_TRACE_DIR": "record.trace_dir",
     "PARITY_DB": "record.db",
     "PARITY_SAMPLE_RATE": "record.sample_rate",
@@ -128,6 +134,8 @@ class Limits:
     mirror_idle: bool = False  # and, once it is ready, under SCHED_IDLE (Linux): it only gets CPU no other process
     #   wants, so a saturated machine drops (and counts) mirror work rather than slowing the client path; its final
     #   drain leaves SCHED_IDLE where the kernel allows (root or RLIMIT_NICE). Needs mirror_process.
+    mirror_cpus: str = ""  # Linux CPU list ("1", "2-3,6"): that child, its threads and diff workers run only there,
+    #   away from the CPUs the legacy and the proxy use; "" = wherever the kernel puts it. Needs mirror_process.
     fast_http: bool = True  # plain HTTP/1.1 requests take the lean fast path (shadow.fastpath); false = all aiohttp
 
 
@@ -300,7 +308,10 @@ def _limits(t: Mapping[str, Any]) -> Limits:
         if f.name not in t:
             continue
         default = getattr(base, f.name)
-        if isinstance(default, bool):
+        if isinstance(default, str):
+            kw[f.name] = _str(t, f.name, default, p)
+            parse_cpus(kw[f.name], p + f.name)
+        elif isinstance(default, bool):
             kw[f.name] = _bool(t, f.name, default, p)
         elif isinstance(default, float):
             v = _num(t, f.name, default, p)
@@ -313,9 +324,35 @@ def _limits(t: Mapping[str, Any]) -> Limits:
             if f.name == "mirror_nice" and kw[f.name] > 19:
                 raise ConfigError(f"{p}mirror_nice: expected 0..19, got {kw[f.name]}")
     limits = replace(base, **kw)
-    if limits.mirror_idle and not limits.mirror_process:
-        raise ConfigError(f"{p}mirror_idle: applies to the mirror process; set {p}mirror_process = true too")
+    for name in ("mirror_idle", "mirror_cpus"):
+        if getattr(limits, name) and not limits.mirror_process:
+            raise ConfigError(f"{p}{name}: applies to the mirror process; set {p}mirror_process = true too")
     return limits
+
+
+def parse_cpus(text: str, key: str) -> frozenset[int]:
+    """A Linux CPU list (``"1"``, ``"0,2-3"``; ``""`` = no restriction, the empty set)."""
+    cpus: set[int] = set()
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
+            raise ConfigError(f"{key}: expected a CPU list like \"1\" or \"0,2-3\", got {text!r} (at {part!r})")
+        cpus.update(range(int(lo), int(hi if sep else lo) + 1))
+    return frozenset(cpus)
+
+
+def mirror_cpu_set(limits: Limits) -> frozenset[int]:
+    """``limits.mirror_cpus`` as a set, checked against the CPUs this process may use (empty: no pinning)."""
+    cpus = parse_cpus(limits.mirror_cpus, "limits.mirror_cpus")
+    if not cpus:
+        return cpus
+    if not hasattr(os, "sched_getaffinity"):
+        raise ConfigError("limits.mirror_cpus: pinning needs Linux (os.sched_setaffinity)")
+    allowed = os.sched_getaffinity(0)
+    if missing := cpus - allowed:
+        raise ConfigError(f"limits.mirror_cpus: CPU {', '.join(map(str, sorted(missing)))} is not one this process "
+                          f"may run on (allowed: {', '.join(map(str, sorted(allowed)))})")
+    return cpus
 
 
 def _record(t: Mapping[str, Any]) -> RecordConfig:

@@ -1,12 +1,13 @@
 """The mirror process: ``python -m shadow.mirror_worker FD``, started by ``shadow.remote.RemoteSide``.
 
 Owns the child's main loop. It reads its config from the socket ``FD``, lowers its own CPU priority
-(``limits.mirror_nice``; once ready, SCHED_IDLE with ``limits.mirror_idle``), runs a :class:`shadow.side.LocalSide`
+(``limits.mirror_nice``; once ready, SCHED_IDLE with ``limits.mirror_idle``), pins itself to ``limits.mirror_cpus``
+if set, runs a :class:`shadow.side.LocalSide`
 (the same pipeline, mirrors, trace and store an in-process proxy runs) and feeds it the messages the proxy sends, in
 order. Every 0.5 s, and once at exit, it sends its metrics back. It ignores SIGINT and SIGTERM (a terminal or a
 service manager signals the whole process group; the proxy decides when mirroring stops, so the store run is
 finished and the trace closed) and exits when told to stop or when the proxy's end of the socket closes.
-May import: stdlib, prometheus_client, ``wire``, ``shadow.{metrics,remote,side}``.
+May import: stdlib, prometheus_client, ``wire``, ``shadow.{config,metrics,remote,side}``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
+from shadow.config import mirror_cpu_set
 from shadow.metrics import Metrics
 from shadow.remote import read_frame, write_frame
 from shadow.side import LocalSide
@@ -86,6 +88,19 @@ def tree_tids(root: int) -> list[int]:
     return tids
 
 
+def _pin(cpus: frozenset[int]) -> None:
+    """Every thread of this process onto ``cpus`` (``limits.mirror_cpus``), before the diff workers start (they
+    inherit it); nothing to do when empty."""
+    for tid in tree_tids(os.getpid()) if cpus else ():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:  # a thread that has just ended
+            continue
+        except OSError as exc:
+            logger.warning("cannot pin the mirror process to CPUs %s (%s); it runs on any CPU", sorted(cpus), exc)
+            return
+
+
 def _set_idle(idle: bool) -> bool:
     """SCHED_IDLE on (or back off) for the whole mirror side: every thread of this process and of the diff
     workers it started (those it starts later inherit it); whether this process's main thread changed.
@@ -132,6 +147,7 @@ async def serve(fd: int) -> int:
     logging.getLogger("shadow").setLevel(init["shadow_level"])
     config = init["config"]
     _lower_priority(config.limits.mirror_nice)
+    _pin(mirror_cpu_set(config.limits))
     metrics = Metrics()
     side = LocalSide(config, metrics, get_profile(config.profile), t0=init["t0"], trace_suffix=f"-{os.getpid()}")
     await side.start()

@@ -19,7 +19,7 @@ from recorder.capture import WriteAheadLog
 from shadow import _tasks
 from shadow.admin import admin_app
 from shadow.compare import Comparator
-from shadow.config import ShadowConfig
+from shadow.config import ShadowConfig, mirror_cpu_set
 from shadow.fastpath import FastServer
 from shadow.forward import Forwarder
 from shadow.metrics import Metrics
@@ -64,6 +64,7 @@ class ShadowProxy:
             if profile is not None and profile.name != config.profile:
                 raise ConfigError(f"limits.mirror_process: the mirror process loads the profile named by "
                                   f"`profile` ({config.profile!r}), not the {profile.name!r} passed in")
+            mirror_cpu_set(config.limits)  # a CPU this machine lacks is a start-up error, not the child's
             self.side = RemoteSide(config, self.metrics, self.policy)
         else:
             self.side = LocalSide(config, self.metrics, self.profile, comparator=comparator, store=store,
@@ -112,6 +113,8 @@ class ShadowProxy:
         placement = ("in a child process under SCHED_IDLE" if limits.mirror_idle else
                      f"in a child process at nice {limits.mirror_nice}") if limits.mirror_process else \
             "in the proxy's process (for tests and A/A runs; real traffic: --mirror-process --mirror-idle)"
+        if limits.mirror_cpus:
+            placement += f" on CPUs {limits.mirror_cpus}"
         logger.warning("shadow proxy on %s (mode %s), admin on %s; legacy %s, candidate %s; mirroring %s", self.url,
                        self.modes.mode, self.admin_port or "off", self.config.legacy.url,
                        self.config.candidate.url or "-", placement)

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from shadow.__main__ import configure, load_config
-from shadow.config import ShadowConfig
+from shadow.config import Limits, ShadowConfig
 from wire.errors import ConfigError
 
 
@@ -57,6 +57,11 @@ def test_layering_toml_env_flags(tmp_path) -> None:
     assert cfg.limits.mirror_process and cfg.limits.mirror_idle
     with pytest.raises(ConfigError, match="mirror_idle: applies to the mirror process"):
         load_config(parser.parse_args(["--config", str(toml), "--mirror-idle"]), {})
+    cfg = load_config(parser.parse_args(["--config", str(toml), "--mirror-process", "--mirror-cpus", "1"]),
+                      {"PARITY_MIRROR_CPUS": "0"})
+    assert cfg.limits.mirror_cpus == "1"  # the flag beats the env
+    cfg = load_config(parser.parse_args(["--config", str(toml), "--mirror-process"]), {"PARITY_MIRROR_CPUS": "0-1"})
+    assert cfg.limits.mirror_cpus == "0-1" and not Limits().mirror_cpus  # unpinned unless asked for
     bad = tmp_path / "bad.toml"
     bad.write_text("mode = \n")
     with pytest.raises(ConfigError, match="--config: .*bad.toml"):

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadow_fakes import Exposed, FakeGateway, http_transcript, ws_transcript
 from sqlalchemy import create_engine, text
 
-from shadow.config import ShadowConfig
+from shadow.config import ShadowConfig, parse_cpus
 from shadow.metrics import merge_exposition
 from shadow.proxy import ShadowProxy
 from wire.errors import ConfigError
@@ -324,6 +324,24 @@ async def test_mirror_idle_covers_the_childs_threads_and_diff_workers(fake_legac
     assert set(tasks.values()) == {os.SCHED_IDLE}, tasks
 
 
+async def test_mirror_cpus_pins_the_child_its_threads_and_diff_workers(fake_legacy: FakeGateway,
+                                                                      fake_candidate: FakeGateway, make_proxy) -> None:
+    """``limits.mirror_cpus``: the mirror side runs only on the CPUs given; the proxy (client path) keeps its own."""
+    own = os.sched_getaffinity(0)
+    cpu = max(own)
+    proxy = await make_proxy(fake_legacy.url, fake_candidate.url,
+                             limits={**REMOTE, "diff_workers": 1, "mirror_cpus": str(cpu)})
+    direct_http = await http_transcript(fake_legacy.url)
+    assert await http_transcript(proxy.url) == direct_http
+    await async_wait_until(lambda: Exposed(proxy).total("parity_pairs_total") >= 1, 20 * S,
+                           what="a pair compared by the pinned diff worker")
+    pid = proxy.health()["mirror_process"]["pid"]
+    tasks = _tree_tasks(pid)
+    assert len({t for t in tasks if t != pid}) >= 2  # the child's own threads and a diff worker at least
+    assert {t: os.sched_getaffinity(t) for t in tasks} == {t: {cpu} for t in tasks}
+    assert os.sched_getaffinity(0) == own  # the proxy's process is not pinned
+
+
 async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGateway) -> None:
     config = ShadowConfig.from_mapping({"mode": "passthrough", "legacy": {"url": fake_legacy.url},
                                         "limits": {"mirror_process": True}})
@@ -341,10 +359,29 @@ async def test_custom_comparator_refused_with_mirror_process(fake_legacy: FakeGa
     ({"mirror_nice": -1}, "limits.mirror_nice: expected an integer"),
     ({"mirror_idle": "sometimes", "mirror_process": True}, "limits.mirror_idle: expected true or false"),
     ({"mirror_idle": True}, "limits.mirror_idle: applies to the mirror process"),
+    ({"mirror_cpus": "1"}, "limits.mirror_cpus: applies to the mirror process"),
+    ({"mirror_cpus": "one", "mirror_process": True}, "limits.mirror_cpus: expected a CPU list .* got 'one'"),
+    ({"mirror_cpus": "0,3-1", "mirror_process": True}, "limits.mirror_cpus: .* got '0,3-1' \\(at '3-1'\\)"),
+    ({"mirror_cpus": 1, "mirror_process": True}, "limits.mirror_cpus: expected a string"),
 ])
 def test_bad_mirror_process_settings_are_named(limits: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ShadowConfig.from_mapping({"mode": "passthrough", "limits": limits})
+
+
+def test_mirror_cpus_this_machine_lacks_stop_the_proxy_at_start(fake_legacy: FakeGateway) -> None:
+    missing = max(os.sched_getaffinity(0)) + 1000
+    config = ShadowConfig.from_mapping({"mode": "passthrough", "legacy": {"url": fake_legacy.url},
+                                        "limits": {"mirror_process": True, "mirror_cpus": f"{min(os.sched_getaffinity(0))},{missing}"}})
+    with pytest.raises(ConfigError, match=f"limits.mirror_cpus: CPU {missing} is not one this process may run on"):
+        ShadowProxy(config)
+
+
+def test_cpu_lists_parse_like_linux() -> None:
+    assert parse_cpus("", "k") == frozenset()
+    assert parse_cpus("3", "k") == {3}
+    assert parse_cpus("0, 2-4,7", "k") == {0, 2, 3, 4, 7}
+    assert parse_cpus("1-1", "k") == {1}
 
 
 def test_expositions_merge_by_name_and_labels() -> None:
