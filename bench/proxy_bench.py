@@ -13,7 +13,9 @@ One run measures, against a fast loopback upstream AND against the real pinned l
 The candidate (the second upstream) runs under SCHED_IDLE while the fronts are measured: in staging it is another
 machine, and on this 2-core box its CPU would otherwise count against the client path of whichever front mirrors to
 it (nginx's as much as ours). One extra row, ``co-located candidate`` (root only: leaving SCHED_IDLE needs it),
-gives it normal scheduling for its runs, to show what sharing the machine with the candidate costs.
+gives it normal scheduling for its runs, to show what sharing the machine with the candidate costs. Another,
+``pinned``, pins its mirror process to the last CPU (``limits.mirror_cpus``) and, for its runs, the candidate there
+too; the client path (primary, proxy, load generator) may still use every CPU.
 
 Figures: HTTP ``GET /healthz`` req/s, p50 and p99 with ``wrk`` at 1 and 16 keep-alive connections, and the WS RPC
 round trip (``health`` after a token connect; median and p99 over sequential calls, one connection per front,
@@ -58,6 +60,9 @@ MITMDUMP = ROOT / ".cache" / "mitm-venv" / "bin" / "mitmdump"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHED_MS = 5.0  # limits.shed_lag_ms of the "proxy (on, shed)" row
 COLOCATED = "proxy (on, mirror process, idle, co-located candidate)"
+PINNED = "proxy (on, mirror process, idle, pinned)"
+ALL_CPUS = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
+MIRROR_CPU = str(max(ALL_CPUS))  # the pinned front's mirror process (and the candidate during its runs) run here
 
 
 # -- the fast upstream -------------------------------------------------------------------------------------------
@@ -137,13 +142,14 @@ class Procs:
 
 
 def proxy_cmd(tmp: Path, port: int, legacy: str, candidate: str, mode: str, ltoken: str, ctoken: str,
-              shed_ms: float = 0.0, mirror_process: bool = False, admin: int = 0, idle: bool = False) -> list[str]:
+              shed_ms: float = 0.0, mirror_process: bool = False, admin: int = 0, idle: bool = False,
+              cpus: str = "") -> list[str]:
     cfg = tmp / f"shadow-{port}.toml"
     cfg.write_text(f'mode = "{mode}"\nlisten = "127.0.0.1:{port}"\nadmin = "127.0.0.1:{admin or free_port()}"\n'
                    f'[legacy]\nurl = "{legacy}"\ntoken = "{ltoken}"\n'
                    + (f'[candidate]\nurl = "{candidate}"\ntoken = "{ctoken}"\n' if candidate else "")
                    + f'[limits]\nshed_lag_ms = {shed_ms}\nmirror_process = {str(mirror_process).lower()}\n'
-                   + f'mirror_idle = {str(idle).lower()}\n')
+                   + f'mirror_idle = {str(idle).lower()}\n' + (f'mirror_cpus = "{cpus}"\n' if cpus else ''))
     return [sys.executable, "-m", "parity", "shadow", "--config", str(cfg)]
 
 
@@ -272,7 +278,7 @@ async def ws_rounds(up: Upstream, fronts: list[Front], rpcs: int, rounds: int) -
     per_round: dict[str, list[float]] = {}
     for f in fronts:
         try:
-            contain(up, not f.colocated)
+            arrange(up, f)
             conns[f.name] = await ws_open(f.url, up.legacy_token)
             await ws_batch(conns[f.name], 50, "warm")
             samples[f.name], per_round[f.name] = [], []
@@ -284,7 +290,7 @@ async def ws_rounds(up: Upstream, fronts: list[Front], rpcs: int, rounds: int) -
             for f in (fronts if rnd % 2 == 0 else fronts[::-1]):
                 if f.name not in conns:
                     continue
-                contain(up, not f.colocated)
+                arrange(up, f)
                 try:
                     got = await ws_batch(conns[f.name], batch, f"r{rnd}")
                 except Exception as exc:
@@ -335,6 +341,26 @@ def contain(up: Upstream, idle: bool) -> bool:
     return ok
 
 
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` and of its descendants onto ``cpus``."""
+    from shadow.mirror_worker import tree_tids
+
+    for tid in tree_tids(pid):
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:  # a thread that has just ended
+            continue
+
+
+def arrange(up: Upstream, f: Front | None) -> None:
+    """The candidate's scheduling for front ``f``'s runs: SCHED_IDLE unless the front is the co-located one, and
+    on the pinned front's mirror CPUs (it stands for another machine: it does not spread over the client path's
+    CPUs either) or on every CPU. ``None``: back to normal, at the end."""
+    contain(up, f is not None and not f.colocated)
+    if up.candidate_pid:
+        pin_tree(up.candidate_pid, {int(c) for c in f.pinned.split(",")} if f and f.pinned else ALL_CPUS)
+
+
 @dataclass
 class Front:
     """One front-end under test: ``direct`` (no process) or a proxy, mitmproxy or nginx in front of the upstream."""
@@ -344,6 +370,7 @@ class Front:
     proc: subprocess.Popen[bytes] | None = None
     admin_url: str = ""  # a mirroring proxy's admin port (its pair counts tell how much of a cell was mirrored)
     colocated: bool = False  # the candidate keeps normal scheduling during this front's runs
+    pinned: str = ""  # limits.mirror_cpus of this front's mirror process; the candidate is pinned there too
 
 
 def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
@@ -351,6 +378,8 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
     cport = int(up.candidate_url.rsplit(":", 1)[1])
     names = ["direct", "proxy (off)", "proxy (on)", f"proxy (on, shed {SHED_MS:g} ms)", "proxy (on, mirror process)",
              "proxy (on, mirror process, idle)"]
+    if len(ALL_CPUS) > 1:
+        names.append(PINNED)
     if up.candidate_pid and os.geteuid() == 0:  # only root may take the candidate back out of SCHED_IDLE
         names.append(COLOCATED)
     else:
@@ -374,7 +403,8 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
             cmd = proxy_cmd(tmp, port, up.legacy_url, up.candidate_url,
                             "shadow" if "on" in name else "passthrough", up.legacy_token, up.candidate_token,
                             shed_ms=SHED_MS if "shed" in name else 0.0,
-                            mirror_process="mirror process" in name, admin=admin, idle="idle" in name)
+                            mirror_process="mirror process" in name, admin=admin, idle="idle" in name,
+                            cpus=MIRROR_CPU if name == PINNED else "")
         elif name == "mitmproxy":
             cmd = mitm_cmd(tmp, port, up.legacy_url)
         else:
@@ -383,7 +413,7 @@ def start_fronts(up: Upstream, tmp: Path, procs: Procs) -> list[Front]:
         wait_port(port, proc, what=name)
         mirroring = "on" in name and name.startswith("proxy")
         fronts.append(Front(name, f"http://127.0.0.1:{port}", proc, f"http://127.0.0.1:{admin}" if mirroring else "",
-                            colocated=name == COLOCATED))
+                            colocated=name == COLOCATED, pinned=MIRROR_CPU if name == PINNED else ""))
     return fronts
 
 
@@ -419,13 +449,13 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
         settled: dict[str, float] = {}
         for f in fronts:
             logger.info("[%s] %s: %s", up.name, f.name, f.url)
-            contain(up, not f.colocated)
+            arrange(up, f)
             wrk(f.url + "/healthz", 1, 1.0)  # warm-up
             if f.admin_url:
                 settled[f.name] = mirrored_pairs(f.admin_url)
         for rep in range(args.reps):
             for f in (fronts if rep % 2 == 0 else fronts[::-1]):
-                contain(up, not f.colocated)
+                arrange(up, f)
                 for cell, conns in (("c1", 1), ("c16", 16)):
                     r = wrk(f.url + "/healthz", conns, args.duration)
                     if f.admin_url:  # how much of this run's traffic the mirror really compared
@@ -443,7 +473,7 @@ def measure(up: Upstream, tmp: Path, procs: Procs, args: argparse.Namespace) -> 
             results[f.name] = row
         return results
     finally:
-        contain(up, False)
+        arrange(up, None)
         for f in fronts:
             if f.proc is not None:
                 procs.stop(f.proc)
@@ -584,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
         "The candidate (the second upstream) runs under SCHED_IDLE: in staging it is another machine, and on these 2 "
         "cores its CPU would otherwise count against the client path of whichever front mirrors to it (nginx's as "
         "much as ours); the \"co-located candidate\" row gives it normal scheduling, to show what sharing the "
-        "machine with it costs. "
+        "machine with it costs; \"pinned\" pins the mirror process to the last CPU (`limits.mirror_cpus`) and, "
+        "for its runs, the candidate there too (the client path may still use every CPU). "
         "nginx mirrors HTTP only (it cannot "
         "mirror WebSocket frames) and runs 1 worker; \"nginx (no mirror)\" is the same nginx forwarding only, so the "
         "table shows what mirroring costs the reference C shadow itself on this machine. mitmproxy is plain reverse "
