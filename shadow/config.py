@@ -308,7 +308,7 @@ def _limits(t: Mapping[str, Any]) -> Limits:
         if f.name not in t:
             continue
         default = getattr(base, f.name)
-        if isinstance(default, str):
+        if f.name == "mirror_cpus":
             kw[f.name] = _str(t, f.name, default, p)
             parse_cpus(kw[f.name], p + f.name)
         elif isinstance(default, bool):
