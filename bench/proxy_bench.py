@@ -341,24 +341,16 @@ def contain(up: Upstream, idle: bool) -> bool:
     return ok
 
 
-def pin_tree(pid: int, cpus: set[int]) -> None:
-    """Every thread of ``pid`` and of its descendants onto ``cpus``."""
-    from shadow.mirror_worker import tree_tids
-
-    for tid in tree_tids(pid):
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except OSError:  # a thread that has just ended
-            continue
-
-
 def arrange(up: Upstream, f: Front | None) -> None:
     """The candidate's scheduling for front ``f``'s runs: SCHED_IDLE unless the front is the co-located one, and
     on the pinned front's mirror CPUs (it stands for another machine: it does not spread over the client path's
     CPUs either) or on every CPU. ``None``: back to normal, at the end."""
+    from shadow.config import parse_cpus
+    from shadow.mirror_worker import pin_tree
+
     contain(up, f is not None and not f.colocated)
     if up.candidate_pid:
-        pin_tree(up.candidate_pid, {int(c) for c in f.pinned.split(",")} if f and f.pinned else ALL_CPUS)
+        pin_tree(up.candidate_pid, parse_cpus(f.pinned, "pinned") if f and f.pinned else ALL_CPUS)
 
 
 @dataclass

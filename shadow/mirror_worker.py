@@ -88,17 +88,23 @@ def tree_tids(root: int) -> list[int]:
     return tids
 
 
-def _pin(cpus: frozenset[int]) -> None:
-    """Every thread of this process onto ``cpus`` (``limits.mirror_cpus``), before the diff workers start (they
-    inherit it); nothing to do when empty."""
-    for tid in tree_tids(os.getpid()) if cpus else ():
+def pin_tree(root: int, cpus: set[int] | frozenset[int]) -> None:
+    """Every thread of ``root`` and of the processes it started onto ``cpus`` (threads and processes started later
+    inherit it); raises ``OSError`` when the kernel refuses."""
+    for tid in tree_tids(root):
         try:
             os.sched_setaffinity(tid, cpus)
         except ProcessLookupError:  # a thread that has just ended
             continue
+
+
+def _pin(cpus: frozenset[int]) -> None:
+    """The mirror side onto ``limits.mirror_cpus``, before its diff workers start; nothing to do when empty."""
+    if cpus:
+        try:
+            pin_tree(os.getpid(), cpus)
         except OSError as exc:
             logger.warning("cannot pin the mirror process to CPUs %s (%s); it runs on any CPU", sorted(cpus), exc)
-            return
 
 
 def _set_idle(idle: bool) -> bool:
