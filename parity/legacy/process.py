@@ -331,6 +331,7 @@ class LegacyGateway:
             except (ProcessLookupError, PermissionError):
                 pass
             self.returncode = self.process.wait(timeout=30)
+            wait_group_gone(self.pid)
             self._cleanup_outside_files()
             _RUNNING.discard(self)
         return self.returncode
@@ -411,7 +412,35 @@ def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> bool:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    wait_group_gone(pid)
     return graceful
+
+
+def group_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are still running (not zombies), from ``/proc/PID/stat``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):  # state, ppid, pgrp
+            found.append(int(entry.name))
+    return found
+
+
+def wait_group_gone(pgid: int, timeout: float = 5.0) -> bool:
+    """After ``killpg(SIGKILL)``: wait until no process of the group runs any more (a killed process takes a moment
+    to exit, and until then it still holds its files and working directory). False if some outlived ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while members := group_members(pgid):
+        if time.monotonic() >= deadline:
+            logger.warning("process group %d: %s still running %.0f s after SIGKILL", pgid, members, timeout)
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _reaped(pid: int) -> bool:

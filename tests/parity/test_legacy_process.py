@@ -6,6 +6,8 @@ import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +17,14 @@ import pytest
 from _timing import S
 
 from parity.legacy import EXPECTED_GUARD_LINE, FakeModelServer, LegacyGateway, LegacyOptions
-from parity.legacy.process import free_port, lock_files_for, pid_alive, port_is_free
+from parity.legacy.process import (
+    free_port,
+    group_members,
+    lock_files_for,
+    pid_alive,
+    port_is_free,
+    stop_pid,
+)
 from wire.errors import LegacyError
 
 
@@ -174,6 +183,31 @@ def test_boot_timeout_is_an_error_with_log_lines_and_kills_the_gateway(tmp_path:
         assert cwd != str((tmp_path / "slow").resolve()), f"pid {pid} of the timed-out run is still alive"
     assert not lock_files_for(tmp_path / "slow")
 
+
+
+# a session leader whose child ignores SIGTERM and holds 400 MB (freeing them takes the kernel a moment after SIGKILL,
+# as a killed Node gateway's heap does); both sleep
+GROUP = r"""
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                  "held = b'x' * (400 << 20)\nprint('held', flush=True)\ntime.sleep(60)"], stdout=sys.stdout)
+time.sleep(60)
+"""
+
+
+def test_stopping_a_group_returns_once_every_member_is_gone() -> None:
+    """stop_pid returns only when no process of the group runs any more: a killed process takes a moment to exit,
+    and until then it still holds its working directory and files."""
+    leader = subprocess.Popen([sys.executable, "-c", GROUP], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        assert leader.stdout is not None and leader.stdout.readline().strip() == "held"
+        members = group_members(leader.pid)
+        assert leader.pid in members and len(members) == 2, members
+        assert stop_pid(leader.pid, timeout=5.0)  # the leader exits on SIGTERM; its child needs the SIGKILL
+        assert group_members(leader.pid) == []
+    finally:
+        leader.kill()
+        leader.wait(10)
 
 
 def test_legacy_b_is_an_independent_second_legacy(legacy: LegacyGateway, legacy_b: LegacyGateway) -> None:
