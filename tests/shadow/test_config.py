@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from shadow.__main__ import configure, load_config
-from shadow.config import Limits, ShadowConfig
+from shadow.config import Limits, ShadowConfig, parse_cpus
 from wire.errors import ConfigError
 
 
@@ -66,3 +66,10 @@ def test_layering_toml_env_flags(tmp_path) -> None:
     bad.write_text("mode = \n")
     with pytest.raises(ConfigError, match="--config: .*bad.toml"):
         load_config(parser.parse_args(["--config", str(bad)]), {})
+
+
+def test_cpu_lists_parse_like_linux() -> None:
+    assert parse_cpus("", "k") == frozenset()
+    assert parse_cpus("3", "k") == {3}
+    assert parse_cpus("0, 2-4,7", "k") == {0, 2, 3, 4, 7}
+    assert parse_cpus("1-1", "k") == {1}

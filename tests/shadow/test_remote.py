@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shadow_fakes import Exposed, FakeGateway, http_transcript, ws_transcript
 from sqlalchemy import create_engine, text
 
-from shadow.config import ShadowConfig, parse_cpus
+from shadow.config import ShadowConfig
 from shadow.metrics import merge_exposition
 from shadow.proxy import ShadowProxy
 from wire.errors import ConfigError
@@ -375,13 +375,6 @@ def test_mirror_cpus_this_machine_lacks_stop_the_proxy_at_start(fake_legacy: Fak
                                         "limits": {"mirror_process": True, "mirror_cpus": f"{min(os.sched_getaffinity(0))},{missing}"}})
     with pytest.raises(ConfigError, match=f"limits.mirror_cpus: CPU {missing} is not one this process may run on"):
         ShadowProxy(config)
-
-
-def test_cpu_lists_parse_like_linux() -> None:
-    assert parse_cpus("", "k") == frozenset()
-    assert parse_cpus("3", "k") == {3}
-    assert parse_cpus("0, 2-4,7", "k") == {0, 2, 3, 4, 7}
-    assert parse_cpus("1-1", "k") == {1}
 
 
 def test_expositions_merge_by_name_and_labels() -> None:
